@@ -1,0 +1,115 @@
+"""Shared Captum contract for mask attribution methods (SPEC section 1)."""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, Callable, List, Optional, Tuple
+
+import torch
+from captum._utils.common import _format_additional_forward_args
+from captum.attr import PerturbationAttribution
+from torch import Tensor, nn
+
+from captum_ext._utils.model_state import modules_of, preserved_state
+from captum_ext._utils.scores import as_logits, check_score, target_scores
+from captum_ext._utils.validation import (
+    TargetLike,
+    check_inputs,
+    check_model_device,
+    format_target,
+)
+
+
+class MaskAttribution(PerturbationAttribution, abc.ABC):
+    """Base class of every captum-ext attribution method.
+
+    Subclasses implement :meth:`_attribute_map`, which returns the per-pixel map
+    ``(N, 1, H, W)``; their public ``attribute`` documents its arguments and calls
+    :meth:`_run`, which
+
+    * validates and normalises ``inputs`` and ``additional_forward_args``;
+    * checks that the model lives on the inputs' device;
+    * runs the method under ``torch.enable_grad()`` (so it works inside ``no_grad`` and
+      Lightning's evaluation loops) with every parameter's ``requires_grad`` switched off
+      (only input/mask gradients are computed; parameter ``.grad`` is never touched);
+    * restores the model's train/eval flags, ``requires_grad`` flags and hooks on every
+      exit path, exceptions included;
+    * expands the map over channels to the shape of ``inputs`` (Captum's convention), or
+      returns it as ``(N, 1, H, W)`` with ``return_map=True``.
+
+    Parameters
+    ----------
+    forward_func : callable or nn.Module
+        The classifier, called as ``forward_func(inputs, *additional_forward_args)`` and
+        returning ``(N, num_classes)`` outputs.
+    score : {"softmax", "sigmoid", "logit"}
+        How outputs become the score being preserved or deleted (SPEC section 1).
+    """
+
+    def __init__(self, forward_func: Callable[..., Tensor], score: str = "softmax") -> None:
+        if not callable(forward_func):
+            raise TypeError(
+                f"`forward_func` must be callable (a model or function), got "
+                f"{type(forward_func).__name__}"
+            )
+        super().__init__(forward_func)
+        self.score = check_score(score)
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        """Masks are not multiplied by the inputs."""
+        return False
+
+    def has_convergence_delta(self) -> bool:
+        """Mask methods have no convergence delta."""
+        return False
+
+    # ------------------------------------------------------------------ helpers
+    def _guarded_modules(self) -> List[nn.Module]:
+        """Modules whose state :meth:`_run` protects (override to add more)."""
+        return modules_of(self.forward_func)
+
+    def _forward(self, inputs: Tensor, additional_forward_args: Tuple[Any, ...]) -> Tensor:
+        """Classifier outputs ``(N, K)`` for a batch."""
+        return as_logits(self.forward_func(inputs, *additional_forward_args))
+
+    def _scores(
+        self, inputs: Tensor, target: Tensor, additional_forward_args: Tuple[Any, ...]
+    ) -> Tensor:
+        """Each example's target score ``(N,)`` under ``self.score``."""
+        return target_scores(self._forward(inputs, additional_forward_args), target, self.score)
+
+    @staticmethod
+    def _target(target: TargetLike, inputs: Tensor, num_classes: Optional[int]) -> Tensor:
+        """Validated ``(N,)`` long target on the inputs' device."""
+        return format_target(target, inputs.shape[0], num_classes, inputs.device)
+
+    # ------------------------------------------------------------------ pipeline
+    def _run(
+        self,
+        inputs: Tensor,
+        target: TargetLike,
+        additional_forward_args: Any,
+        return_map: bool,
+        **kwargs: Any,
+    ) -> Tensor:
+        inputs = check_inputs(inputs)
+        for module in self._guarded_modules():
+            check_model_device(module, inputs)
+        additional = _format_additional_forward_args(additional_forward_args) or ()
+        with preserved_state(self._guarded_modules(), freeze=True), torch.enable_grad():
+            attr_map = self._attribute_map(inputs.detach(), target, additional, **kwargs)
+        attr_map = attr_map.detach()
+        if return_map:
+            return attr_map
+        return attr_map.expand(-1, inputs.shape[1], -1, -1).contiguous()
+
+    @abc.abstractmethod
+    def _attribute_map(
+        self,
+        inputs: Tensor,
+        target: TargetLike,
+        additional_forward_args: Tuple[Any, ...],
+        **kwargs: Any,
+    ) -> Tensor:
+        """Compute the ``(N, 1, H, W)`` map (inputs already validated)."""

@@ -1,0 +1,73 @@
+"""A random map: the floor every attribution method must beat."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Tuple
+
+import torch
+from captum.log import log_usage
+from torch import Tensor
+
+from captum_ext._utils.validation import TargetLike
+from captum_ext.attr._base import MaskAttribution
+from captum_ext.fillers.noise import random_like
+
+
+class RandomAttribution(MaskAttribution):
+    """Per-pixel ``U(0, 1)`` noise, independent of the model (a sanity baseline).
+
+    The target is still validated against the model's outputs (one forward pass).
+    Values are in [0, 1].
+
+    Parameters
+    ----------
+    forward_func : callable or nn.Module
+        The classifier (only used to validate ``target``).
+    seed : int
+        Seed of the noise; the same seed gives the same map.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 4))
+    >>> attr = RandomAttribution(model).attribute(torch.rand(2, 3, 8, 8), target=1)
+    >>> attr.shape
+    torch.Size([2, 3, 8, 8])
+    """
+
+    def __init__(self, forward_func: Callable[..., Tensor], seed: int = 0) -> None:
+        super().__init__(forward_func)
+        self.seed = seed
+
+    @log_usage()
+    def attribute(
+        self,
+        inputs: Tensor,
+        target: TargetLike = None,
+        additional_forward_args: Any = None,
+        return_map: bool = False,
+    ) -> Tensor:
+        """Random attribution of ``inputs``.
+
+        Parameters
+        ----------
+        inputs : Tensor
+            ``(N, C, H, W)`` images.
+        target : int, list of int or Tensor
+            Target class(es), Captum semantics.
+        additional_forward_args : any, optional
+            Extra arguments to ``forward_func``.
+        return_map : bool
+            Return the ``(N, 1, H, W)`` map instead of the channel-expanded attribution.
+        """
+        return self._run(inputs, target, additional_forward_args, return_map)
+
+    def _attribute_map(
+        self, inputs: Tensor, target: TargetLike, additional_forward_args: Tuple[Any, ...], **_: Any
+    ) -> Tensor:
+        with torch.no_grad():
+            num_classes = self._forward(inputs, additional_forward_args).shape[1]
+        self._target(target, inputs, num_classes)
+        generator: Optional[torch.Generator] = torch.Generator().manual_seed(self.seed)
+        return random_like(inputs[:, :1], "uniform", generator)

@@ -1,0 +1,3 @@
+from captum_ext.cli.main import main
+
+main()

@@ -1,0 +1,83 @@
+"""Training sub-commands through Lightning's ``LightningCLI`` (jsonargparse)."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+from typing import List, Optional, Type
+
+from lightning.pytorch import LightningDataModule, LightningModule
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from captum_ext.training.export import save_weights, trained_state_dict
+
+
+def preset_path(name: str) -> Path:
+    """Path of a preset config shipped in ``captum_ext/configs``."""
+    path = Path(str(files("captum_ext") / "configs" / f"{name}.yaml"))
+    if not path.exists():
+        available = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise SystemExit(f"unknown preset {name!r}; available presets: {', '.join(available)}")
+    return path
+
+
+def expand_presets(argv: List[str]) -> List[str]:
+    """Replace ``--preset NAME`` by ``--config <shipped NAME.yaml>``."""
+    out: List[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--preset" and i + 1 < len(argv):
+            out += ["--config", str(preset_path(argv[i + 1]))]
+            i += 2
+            continue
+        if arg.startswith("--preset="):
+            out += ["--config", str(preset_path(arg.split("=", 1)[1]))]
+        else:
+            out.append(arg)
+        i += 1
+    return out
+
+
+class TrainingCLI(LightningCLI):
+    """``LightningCLI`` with ``--export`` (weights-only output) and ``--ckpt_path`` (resume)."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--export",
+            type=Optional[str],
+            default=None,
+            help="After training, write the network's weights (best checkpoint if any) to "
+            "this weights-only file, loadable with torch.load(weights_only=True).",
+        )
+        parser.add_argument(
+            "--ckpt_path",
+            type=Optional[str],
+            default=None,
+            help="Resume training from this Lightning checkpoint.",
+        )
+
+
+def run_training(
+    model_class: Type[LightningModule],
+    datamodule_class: Type[LightningDataModule],
+    argv: List[str],
+) -> TrainingCLI:
+    """Parse ``argv`` (``--preset``, ``--config``, any option), fit, and export.
+
+    Returns the CLI object (its ``trainer`` and ``model`` hold the results).
+    """
+    cli = TrainingCLI(
+        model_class,
+        datamodule_class,
+        args=expand_presets(argv),
+        run=False,
+        seed_everything_default=0,
+        save_config_kwargs={"overwrite": True},
+    )
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.get("ckpt_path"))
+    export = cli.config.get("export")
+    if export and cli.trainer.is_global_zero:
+        save_weights(export, cli.model.export_config(), trained_state_dict(cli.trainer, cli.model))
+        print(f"weights written to {export}")
+    return cli

@@ -1,0 +1,52 @@
+"""The ``captum-ext`` console script: a thin dispatcher to sub-commands.
+
+Sub-commands are imported lazily so ``captum-ext --help`` is fast. Training
+sub-commands are ``LightningCLI`` programs; the others are jsonargparse CLIs built from
+function signatures.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Dict, List, Optional, Tuple
+
+#: name -> (module, function, one-line help). Each function takes the remaining argv.
+COMMANDS: Dict[str, Tuple[str, str, str]] = {
+    "train-classifier": (
+        "captum_ext.cli.commands",
+        "train_classifier",
+        "train the shapes-world classifier (LightningCLI)",
+    ),
+    "check-classifier": (
+        "captum_ext.cli.commands",
+        "check_classifier",
+        "print the classifier's clean / object-only / object-removed exact-match",
+    ),
+}
+
+
+def usage() -> str:
+    width = max(len(name) for name in COMMANDS)
+    lines = ["usage: captum-ext <command> [options]", "", "commands:"]
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, _, help_) in COMMANDS.items()]
+    lines += ["", "Run `captum-ext <command> --help` for a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Entry point of the ``captum-ext`` console script."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"captum-ext: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        raise SystemExit(2)
+    module, function, _ = COMMANDS[name]
+    getattr(importlib.import_module(module), function)(rest)
+
+
+if __name__ == "__main__":
+    main()

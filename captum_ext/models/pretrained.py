@@ -1,0 +1,50 @@
+"""Checkpoints shipped inside the package (weights-only files, no download)."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+from typing import Optional, Union
+
+import torch
+
+from captum_ext.models.shapes_classifier import ShapesClassifier
+from captum_ext.training.export import load_weights
+
+PathLike = Union[str, Path]
+
+
+def checkpoint_path(name: str) -> Path:
+    """Path of a shipped checkpoint, e.g. ``checkpoint_path("shapes_classifier")``."""
+    path = Path(str(files("captum_ext") / "checkpoints" / f"{name}.pt"))
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no shipped checkpoint {name!r} at {path}; see README for the command that "
+            "trains it"
+        )
+    return path
+
+
+def load_shapes_classifier(
+    path: Optional[PathLike] = None, device: Union[str, torch.device] = "cpu"
+) -> ShapesClassifier:
+    """The trained shapes-world classifier, in eval mode.
+
+    Parameters
+    ----------
+    path : path, optional
+        A weights file written by ``captum-ext train-classifier --export``; default the
+        shipped checkpoint.
+    device : str or torch.device
+        Where to put the model.
+
+    Examples
+    --------
+    >>> model = load_shapes_classifier()
+    >>> model(torch.zeros(1, 3, 64, 64)).shape
+    torch.Size([1, 6])
+    """
+    payload = load_weights(path or checkpoint_path("shapes_classifier"))
+    model = ShapesClassifier(**payload["config"])
+    model.load_state_dict(payload["state_dict"])
+    return model.to(device).eval()

@@ -1,0 +1,60 @@
+"""A small CNN classifier for the shapes world."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+
+def _block(in_channels: int, out_channels: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(),
+        nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(),
+    )
+
+
+class ShapesClassifier(nn.Module):
+    """Four conv blocks, global average pooling and a linear layer (multi-label logits).
+
+    Works on any image size >= 16 (global pooling). The last block,
+    ``model.features[-1]``, is the natural layer for Grad-CAM.
+
+    Parameters
+    ----------
+    num_classes : int
+        Number of outputs K.
+    width : int
+        Channels of the first block (then 2x, 4x, 4x).
+
+    Examples
+    --------
+    >>> import torch
+    >>> ShapesClassifier(num_classes=6)(torch.zeros(2, 3, 64, 64)).shape
+    torch.Size([2, 6])
+    """
+
+    def __init__(self, num_classes: int = 6, width: int = 32) -> None:
+        super().__init__()
+        widths = (width, 2 * width, 4 * width, 4 * width)
+        self.features = nn.Sequential(
+            _block(3, widths[0]),
+            nn.MaxPool2d(2),
+            _block(widths[0], widths[1]),
+            nn.MaxPool2d(2),
+            _block(widths[1], widths[2]),
+            nn.MaxPool2d(2),
+            _block(widths[2], widths[3]),
+        )
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(widths[3], num_classes)
+
+    @property
+    def gradcam_layer(self) -> nn.Module:
+        """The last convolutional block."""
+        return self.features[-1]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.pool(self.features(x)).flatten(1))

@@ -1,0 +1,122 @@
+"""Lightning module that trains the shapes-world classifier with masking-robust augmentation."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import LightningModule
+from torch import Tensor
+from torchmetrics.classification import MultilabelExactMatch
+
+from captum_ext.data.object_masking import default_dilation, dilate, keep_only, keep_random_objects
+from captum_ext.models.shapes_classifier import ShapesClassifier
+
+
+class ClassifierModule(LightningModule):
+    """Multi-label classifier training (BCE) with the masking-robust augmentation.
+
+    A plain classifier cannot classify object-only images (everything but the objects
+    filled with the mean colour), which makes a learned Explainer untrainable. With
+    probability ``robust_p`` per image, a random non-empty subset of the present classes
+    is kept (masks dilated), the rest filled with the mean colour, and the labels
+    restricted to the kept classes. Horizontal flips are applied too.
+
+    Validation logs clean and object-only exact-match.
+
+    Parameters
+    ----------
+    num_classes : int
+        Number of classes K.
+    width : int
+        Width of :class:`~captum_ext.models.ShapesClassifier`.
+    lr : float
+        Peak learning rate of the one-cycle AdamW schedule.
+    weight_decay : float
+        AdamW weight decay.
+    robust_p : float
+        Probability of the object-only augmentation per image.
+    dilation : int, optional
+        Dilation radius of the kept masks (default: 1 px per 32 px of image side).
+    seed : int
+        Seed of the augmentation's random draws.
+
+    Examples
+    --------
+    >>> module = ClassifierModule(num_classes=6)
+    >>> module(torch.zeros(1, 3, 64, 64)).shape
+    torch.Size([1, 6])
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 6,
+        width: int = 32,
+        lr: float = 3e-3,
+        weight_decay: float = 1e-4,
+        robust_p: float = 0.5,
+        dilation: Optional[int] = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = ShapesClassifier(num_classes, width)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.val_clean = MultilabelExactMatch(num_labels=num_classes)
+        self.val_object_only = MultilabelExactMatch(num_labels=num_classes)
+
+    def export_config(self) -> Dict[str, Any]:
+        """Arguments that rebuild :attr:`model`."""
+        return {"num_classes": self.hparams.num_classes, "width": self.hparams.width}
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x)
+
+    def on_fit_start(self) -> None:
+        # channels_last convolutions are ~30% faster on CPU and on tensor-core GPUs.
+        self.model.to(memory_format=torch.channels_last)
+
+    def _radius(self, images: Tensor) -> int:
+        if self.hparams.dilation is not None:
+            return self.hparams.dilation
+        return default_dilation(images.shape[-1])
+
+    def training_step(self, batch: Dict[str, Any], batch_idx: int) -> Tensor:
+        images, labels, masks = batch["image"], batch["labels"], batch["masks"]
+        images, labels = keep_random_objects(
+            images, labels, masks, self.hparams.robust_p, self._radius(images), self.generator
+        )
+        flip = (torch.rand(images.shape[0], generator=self.generator) < 0.5).to(images.device)
+        images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+        images = images.contiguous(memory_format=torch.channels_last)
+        loss = F.binary_cross_entropy_with_logits(self(images), labels)
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: Dict[str, Any], batch_idx: int) -> None:
+        images, labels, masks = batch["image"], batch["labels"], batch["masks"]
+        logits = self(images)
+        keep = dilate(masks.amax(dim=1, keepdim=True), self._radius(images))
+        logits_object_only = self(keep_only(images, keep))
+        targets = labels.long()
+        self.val_clean(logits.sigmoid(), targets)
+        self.val_object_only(logits_object_only.sigmoid(), targets)
+        self.log("val/loss", F.binary_cross_entropy_with_logits(logits, labels))
+        self.log("val/exact_match", self.val_clean, prog_bar=True)
+        self.log("val/object_only_exact_match", self.val_object_only, prog_bar=True)
+
+    def configure_optimizers(self) -> Dict[str, Any]:
+        optimizer = torch.optim.AdamW(
+            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        )
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=self.hparams.lr,
+            total_steps=int(self.trainer.estimated_stepping_batches),
+            pct_start=0.15,
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
