@@ -23,6 +23,11 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
         "check_classifier",
         "print the classifier's clean / object-only / object-removed exact-match",
     ),
+    "attribute-dataset": (
+        "captum_ext.cli.attribute_dataset",
+        "attribute_dataset",
+        "write attributions of a whole dataset in shards (trainer.predict, resumable)",
+    ),
 }
 
 
