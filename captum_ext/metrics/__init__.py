@@ -21,7 +21,13 @@ from captum_ext.metrics.perturbation_curves import (
     insertion_auc,
     insertion_curve,
 )
-from captum_ext.metrics.saliency import MIN_AREA, log_probabilities, mask_saliency, saliency_metric
+from captum_ext.metrics.saliency import (
+    MIN_AREA,
+    crop_and_resize,
+    log_probabilities,
+    mask_saliency,
+    saliency_metric,
+)
 from captum_ext.metrics.segmentation import (
     continuous_iou,
     mean_absolute_error,
@@ -49,6 +55,7 @@ __all__ = [
     "choose_alpha",
     "class_masking_matrix",
     "continuous_iou",
+    "crop_and_resize",
     "curve_auc",
     "deletion_auc",
     "deletion_curve",

@@ -26,6 +26,8 @@ def check_map(
     maps. With ``like`` (an ``(N, C, H, W)`` or ``(N, 1, H, W)`` tensor), ``N``, ``H``,
     ``W`` and the device must match.
     """
+    if isinstance(value, Tensor) and like is not None:
+        check_same_device(like, value, names=(like_name, name))
     value = check_tensor(value, name)
     if value.dim() == 3:
         value = value.unsqueeze(1)
@@ -41,7 +43,6 @@ def check_map(
                 f"`{name}` must cover the {like_name}' batch and pixels ({n}, *, {h}, {w}), "
                 f"got {tuple(value.shape)}"
             )
-        check_same_device(like, value, names=(like_name, name))
     if value.shape[1] != 1:
         value = value.mean(dim=1, keepdim=True)
     return value
@@ -55,6 +56,8 @@ def check_unit_mask(
     Accepts ``(N, H, W)`` or ``(N, 1, H, W)``; with ``like`` the shape and device must
     match ``like``'s ``(N, 1, H, W)``.
     """
+    if isinstance(value, Tensor) and like is not None:
+        check_same_device(like, value, names=(like_name, name))
     if isinstance(value, Tensor) and value.dtype == torch.bool:
         value = value.float() if like is None else value.to(like.dtype)
     value = check_tensor(value, name)
@@ -68,7 +71,6 @@ def check_unit_mask(
                 f"`{name}` must have the shape of `{like_name}` {tuple(like.shape)}, got "
                 f"{tuple(value.shape)}"
             )
-        check_same_device(like, value, names=(like_name, name))
     if value.numel() and (float(value.min()) < 0 or float(value.max()) > 1):
         raise ValueError(
             f"`{name}` must have values in [0, 1], got [{float(value.min()):.3g}, "

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchvision.ops import roi_align
 
 from captum_ext._utils.validation import TargetLike, check_choice
 from captum_ext.fillers.base import Filler
@@ -41,6 +40,45 @@ def log_probabilities(outputs: Tensor, score: str) -> Tensor:
     return F.log_softmax(outputs, dim=1) if score == "softmax" else F.logsigmoid(outputs)
 
 
+def crop_and_resize(images: Tensor, boxes: Tensor, size: Tuple[int, int]) -> Tensor:
+    """Crop each image to its box and resize the crop (bilinear), batched.
+
+    Equal to ``F.interpolate(image[..., y0:y1, x0:x1], size, mode="bilinear",
+    align_corners=False)`` per image: only pixels inside the box are sampled.
+
+    Parameters
+    ----------
+    images : Tensor
+        ``(N, C, H, W)`` images.
+    boxes : Tensor
+        ``(N, 4)`` integer-valued boxes ``(x0, y0, x1, y1)``, end exclusive, non-empty.
+    size : (int, int)
+        Output ``(height, width)``.
+
+    Examples
+    --------
+    >>> x = torch.arange(16.0).view(1, 1, 4, 4)
+    >>> crop_and_resize(x, torch.tensor([[2.0, 0.0, 4.0, 2.0]]), (2, 2))[0, 0]
+    tensor([[2., 3.],
+            [6., 7.]])
+    """
+    n, _, h, w = images.shape
+    out_h, out_w = size
+
+    def axis(start: Tensor, stop: Tensor, out: int, full: int) -> Tensor:
+        # Half-pixel resize of the crop, clamped to its first and last pixel centres.
+        length = (stop - start).view(-1, 1)
+        u = (torch.arange(out, device=images.device, dtype=images.dtype) + 0.5) * length / out - 0.5
+        pos = start.view(-1, 1) + torch.minimum(u.clamp_min(0), length - 1)
+        return 2 * pos / max(full - 1, 1) - 1  # grid_sample coordinates, align_corners=True
+
+    boxes = boxes.to(images.dtype)
+    gx = axis(boxes[:, 0], boxes[:, 2], out_w, w).view(n, 1, out_w).expand(n, out_h, out_w)
+    gy = axis(boxes[:, 1], boxes[:, 3], out_h, h).view(n, out_h, 1).expand(n, out_h, out_w)
+    grid = torch.stack([gx, gy], dim=3)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
 def saliency_metric(
     forward_func: Callable[..., Tensor],
     inputs: Tensor,
@@ -61,7 +99,7 @@ def saliency_metric(
     (bilinear) to the input size and classified; ``a`` is the box's area as a fraction
     of the image and ``p_c`` the target's probability on the crop. Lower is better: a
     small box that keeps the class. A map with no salient pixel crops the whole image.
-    Crops are cut and resized in one batched call (``torchvision.ops.roi_align``).
+    Crops are cut and resized in one batched call (:func:`crop_and_resize`).
 
     Parameters
     ----------
@@ -110,9 +148,7 @@ def saliency_metric(
 
     def build(start: int, stop: int):
         index = torch.arange(start, stop, device=inputs.device)
-        rois = torch.cat([index.view(-1, 1).to(inputs.dtype), boxes[start:stop]], dim=1)
-        crops = roi_align(inputs, rois, output_size=(h, w), spatial_scale=1.0, aligned=True)
-        return crops, index
+        return crop_and_resize(inputs[start:stop], boxes[start:stop], (h, w)), index
 
     outputs = batched_outputs(
         forward_func, build, n, n, batch_size, additional_forward_args, show_progress,
@@ -184,7 +220,7 @@ def mask_saliency(
     torch.Size([2])
     """
     inputs = check_images(inputs)
-    masks = check_map(check_unit_mask(masks, "masks"), "masks", inputs)
+    masks = check_unit_mask(check_map(masks, "masks", inputs), "masks")
     check_model(forward_func, inputs)
     check_choice(score, "score", ("softmax", "sigmoid"))
     min_area = check_fraction(min_area, "min_area", closed=(False, True))
