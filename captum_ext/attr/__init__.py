@@ -2,5 +2,11 @@
 
 from captum_ext.attr._base import MaskAttribution
 from captum_ext.attr.random_baseline import RandomAttribution
+from captum_ext.attr.upsampled_gradcam import UpsampledLayerGradCam, default_gradcam_layer
 
-__all__ = ["MaskAttribution", "RandomAttribution"]
+__all__ = [
+    "MaskAttribution",
+    "RandomAttribution",
+    "UpsampledLayerGradCam",
+    "default_gradcam_layer",
+]
