@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 from captum.attr import LayerAttribution
 from torch import Tensor, nn
 
 from captum_ext._utils.model_state import preserved_state
+from captum_ext._utils.scores import as_logits
 from captum_ext.metrics import attribution_map
 from lightning_callbacks._batch import Samples, TargetPolicy, select_targets
 
@@ -179,7 +180,8 @@ class AttributionSpec:
             return pl_module.get_submodule(self.model_ref)
         return self.model_ref(pl_module)
 
-    def guarded_modules(self, pl_module: nn.Module) -> list:
+    def guarded_modules(self, pl_module: nn.Module) -> List[nn.Module]:
+        """The modules whose state an attribution must leave untouched."""
         model = self.model(pl_module)
         return [pl_module] + ([model] if isinstance(model, nn.Module) else [])
 
@@ -221,7 +223,7 @@ class AttributionSpec:
         with attribution_context(self.guarded_modules(pl_module), device):
             samples = samples.to(device)
             with torch.no_grad():
-                logits = self.model(pl_module)(samples.images)
+                logits = as_logits(self.model(pl_module)(samples.images), "model")
             targets = select_targets(samples, logits, target)
             maps = self.maps(pl_module, samples.images, targets)
         return samples, targets, maps, logits.detach()

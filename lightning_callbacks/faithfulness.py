@@ -8,7 +8,6 @@ import torch
 from torch import Tensor
 from torchmetrics import MeanMetric
 
-from captum_ext.fillers.base import Filler
 from captum_ext.metrics import (
     continuous_iou,
     deletion_auc,
@@ -89,13 +88,14 @@ class FaithfulnessMetrics(PeriodicAttributionCallback):
         Event periods in ``fit``.
     batch_size : int
         Samples explained at once.
-    filler : Filler, optional
-        Substrate of the deletion and insertion curves (the metrics' default if None).
     score : {"softmax", "sigmoid", "logit"}
         How the model's outputs become the scored probability (``sigmoid`` for
         multi-label classifiers).
     metric_args : dict, optional
-        Extra keyword arguments per metric, e.g. ``{"deletion_auc": {"steps": 16}}``.
+        Extra keyword arguments per metric, e.g. ``{"deletion_auc": {"steps": 16}}``;
+        the metrics' defaults otherwise (:mod:`captum_ext.metrics`: 28 steps, substrate
+        ``Constant(0)``; Petsiuk et al. inserted into a blurred image:
+        ``{"insertion_auc": {"filler": Blur(...)}}``).
     prog_bar : bool
         Show the metrics in the progress bar.
     name : str, optional
@@ -126,7 +126,6 @@ class FaithfulnessMetrics(PeriodicAttributionCallback):
         every_n_epochs: Optional[int] = 1,
         every_n_steps: Optional[int] = None,
         batch_size: int = 16,
-        filler: Optional[Filler] = None,
         score: str = "softmax",
         metric_args: Optional[Dict[str, Dict[str, Any]]] = None,
         prog_bar: bool = False,
@@ -154,7 +153,6 @@ class FaithfulnessMetrics(PeriodicAttributionCallback):
             )
         self.metrics = metrics
         self.batch_size = batch_size
-        self.filler = filler
         self.score = score
         self.metric_args = metric_args
         self.prog_bar = prog_bar
@@ -163,14 +161,13 @@ class FaithfulnessMetrics(PeriodicAttributionCallback):
     # ------------------------------------------------------------------ scoring
     def _scorers(self, samples: Samples) -> Dict[str, Callable[..., Tensor]]:
         """``metric -> fn(model, samples, targets, maps) -> (N,)`` for these samples."""
-        perturb = {"score": self.score, **({"filler": self.filler} if self.filler else {})}
         args = self.metric_args
         table: Dict[str, Callable[..., Tensor]] = {
             "deletion_auc": lambda f, s, t, m: deletion_auc(
-                f, s.images, m, t, **perturb, **args.get("deletion_auc", {})
+                f, s.images, m, t, score=self.score, **args.get("deletion_auc", {})
             ),
             "insertion_auc": lambda f, s, t, m: insertion_auc(
-                f, s.images, m, t, **perturb, **args.get("insertion_auc", {})
+                f, s.images, m, t, score=self.score, **args.get("insertion_auc", {})
             ),
             "saliency_metric": lambda f, s, t, m: saliency_metric(
                 f, s.images, m, t, score=self.score, **args.get("saliency_metric", {})
