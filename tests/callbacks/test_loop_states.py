@@ -160,3 +160,66 @@ def test_wandb_logger_offline(tmp_path, monkeypatch):
     logger.experiment.finish()
     media = list((tmp_path / "wandb").rglob("*.png"))
     assert len(media) == 3  # images, masks, overlays at the one event
+
+
+class _MaskTrainer(ExplainedModule):
+    """The structure of an Explainer run: a segmentation net (``self.net``) trained
+    against a frozen classifier (``self.classifier``) that ``train()`` keeps in eval."""
+
+    def __init__(self):
+        super().__init__(width=8)
+        self.classifier = self.model.eval().requires_grad_(False)
+        self.net = torch.nn.Sequential(torch.nn.Conv2d(3, 6, 3, padding=1),
+                                       torch.nn.BatchNorm2d(6))
+
+    def train(self, mode=True):
+        super().train(mode)
+        self.classifier.eval()
+        return self
+
+    def forward(self, images):
+        return self.net(images)
+
+    def training_step(self, batch, batch_idx):
+        masks = self(batch["image"]).sigmoid()
+        return torch.nn.functional.binary_cross_entropy_with_logits(
+            self.classifier(batch["image"] * masks.amax(1, keepdim=True)), batch["labels"])
+
+    def validation_step(self, batch, batch_idx):
+        pass
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.net.parameters(), lr=1e-3)
+
+
+def test_explainer_run_logs_its_own_masks_against_the_frozen_classifier(tmp_path):
+    def own_masks(module, images, targets):
+        masks = module(images).sigmoid()
+        return masks[torch.arange(len(targets)), targets].unsqueeze(1)
+
+    seen = []
+
+    def recorded(module, images, targets):
+        seen.append((module.net.training, module.classifier.training, targets.clone()))
+        return own_masks(module, images, targets)
+
+    masks = MaskLogger(attribution_fn=recorded, model="classifier", name="explainer",
+                       every_n_steps=1, every_n_epochs=None, num_samples=3)
+    metrics = FaithfulnessMetrics(attribution_fn=own_masks, model="classifier", num_samples=3,
+                                  metric_args=QUICK_METRICS, name="ef")
+    seed_everything(0)
+    module = _MaskTrainer()
+    run = trainer(tmp_path, max_epochs=1, callbacks=[masks, metrics], logger=CSVLogger(tmp_path))
+    run.fit(module, datamodule=shapes_data())
+    assert [s[:2] for s in seen] == [(False, False), (False, False)]  # eval for the masks
+    data = shapes_data()
+    data.setup("fit")
+    images = torch.stack([data.val_set[i]["image"] for i in masks.samples.indices])
+    labels = torch.stack([data.val_set[i]["labels"] for i in masks.samples.indices])
+    with torch.no_grad():
+        scores = module.classifier(images)  # targets come from the classifier's scores
+    assert torch.equal(seen[-1][2], torch.where(labels > 0.5, scores, -torch.inf).argmax(1))
+    assert module.net.training and not module.classifier.training
+    assert all(p.requires_grad for p in module.net.parameters())
+    assert not any(p.requires_grad for p in module.classifier.parameters())
+    assert "ef/continuous_iou" in run.callback_metrics
