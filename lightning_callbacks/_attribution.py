@@ -32,8 +32,6 @@ ModelLike = Union[None, str, Callable[[nn.Module], Callable[..., Tensor]]]
 
 #: Packages searched for a bare method name, in order.
 METHOD_PACKAGES = ("captum_ext.attr", "captum.attr")
-#: Constructor arguments that name a layer; a string value is a submodule name.
-LAYER_ARGS = ("layer", "layers")
 
 
 def import_method(method: str) -> Callable[..., Any]:
@@ -187,10 +185,8 @@ class AttributionSpec:
 
     def _attributor(self, model: Callable[..., Tensor]) -> Any:
         init_args = dict(self.init_args)
-        for key in LAYER_ARGS:
-            value = init_args.get(key)
-            if isinstance(value, str) and isinstance(model, nn.Module):
-                init_args[key] = model.get_submodule(value)
+        if isinstance(init_args.get("layer"), str) and isinstance(model, nn.Module):
+            init_args["layer"] = model.get_submodule(init_args["layer"])
         return self.method(model, **init_args)
 
     def maps(self, pl_module: nn.Module, images: Tensor, targets: Tensor) -> Tensor:

@@ -24,8 +24,7 @@ class PeriodicAttributionCallback(Callback, abc.ABC):
     * ``trainer.validate`` / ``trainer.test``: once, at the end of the loop.
 
     ``name`` prefixes every logged tag; with the periods it tells two instances apart in
-    checkpoints.
-    Subclasses implement :meth:`log_event`.
+    checkpoints. Subclasses implement :meth:`log_event`.
     """
 
     def __init__(
@@ -72,7 +71,11 @@ class PeriodicAttributionCallback(Callback, abc.ABC):
         self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         step = trainer.global_step
-        if self.every_n_steps is None or step % self.every_n_steps or step == self._last_step:
+        # Once per optimizer step (gradient accumulation calls this per batch), never
+        # before the first one.
+        if self.every_n_steps is None or step == 0 or step % self.every_n_steps:
+            return
+        if step == self._last_step:
             return
         self._last_step = step
         self.log_event(trainer, pl_module)

@@ -31,6 +31,7 @@ def evaluation_loader(trainer: Any, pl_module: Any) -> DataLoader:
     testing = bool(getattr(trainer, "testing", False))
     loader = _first_loader(trainer.test_dataloaders if testing else trainer.val_dataloaders)
     hook = "test_dataloader" if testing else "val_dataloader"
+    error: Optional[Exception] = None
     for source in (getattr(trainer, "datamodule", None), pl_module):
         if loader is not None:
             break
@@ -38,13 +39,13 @@ def evaluation_loader(trainer: Any, pl_module: Any) -> DataLoader:
             continue
         try:
             loader = _first_loader(getattr(source, hook)())
-        except Exception:  # Lightning's default hooks raise when not implemented
-            loader = None
+        except Exception as raised:  # Lightning's default hooks raise when not implemented
+            error = raised
     if not isinstance(loader, DataLoader):
         raise RuntimeError(
             f"no {hook.replace('_', ' ')} to draw fixed samples from; pass `samples=` "
             "to the callback"
-        )
+        ) from error
     return loader
 
 
@@ -96,7 +97,8 @@ class FixedSamples:
         return sorted(chosen.tolist())
 
     def get(self, trainer: Any, pl_module: Any) -> Samples:
-        """The samples, on the CPU (drawn and fetched on first use)."""
+        """The samples (drawn and fetched from the evaluation loader on first use, then
+        kept: later events, ``validate`` and ``test`` included, reuse them)."""
         if self._cache is not None:
             return self._cache
         loader = evaluation_loader(trainer, pl_module)

@@ -74,6 +74,15 @@ def test_schedule_per_loop(tmp_path):
     assert all(e[3] for e in epochs.events[2:])  # Lightning's default inference mode
 
 
+def test_step_events_once_per_optimizer_step_with_accumulation(tmp_path):
+    steps = _Recorder(every_n_epochs=None, every_n_steps=1)
+    seed_everything(0)
+    run = trainer(tmp_path, max_epochs=1, limit_train_batches=4, accumulate_grad_batches=2,
+                  callbacks=[steps])
+    run.fit(ExplainedModule(width=8), datamodule=shapes_data(batch_size=4))
+    assert [e[1] for e in steps.events] == [1, 2]
+
+
 def test_no_validation_loop_falls_back_to_the_training_epoch(tmp_path):
     recorder = _Recorder(samples={"image": torch.rand(2, 3, 32, 32)}, target=1)
     seed_everything(0)
