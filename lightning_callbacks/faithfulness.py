@@ -40,6 +40,13 @@ def _target_masks(samples: Samples, targets: Tensor) -> Tensor:
     return samples.masks[index, targets].unsqueeze(1).float()
 
 
+def _target_present(samples: Samples, targets: Tensor) -> Tensor:
+    """``(N,)`` bool: the target class has ground truth (mask pixels or a box)."""
+    if samples.masks is not None:
+        return _target_masks(samples, targets).flatten(1).amax(dim=1) > 0
+    return (samples.box_labels == targets.view(-1, 1)).any(dim=1)
+
+
 class FaithfulnessMetrics(PeriodicAttributionCallback):
     """Deletion / insertion AUC, saliency metric, pointing game and continuous IoU.
 
@@ -62,7 +69,9 @@ class FaithfulnessMetrics(PeriodicAttributionCallback):
     * ``saliency_metric`` (lower is better): Dabkowski & Gal;
     * ``pointing_game`` (hit rate) and ``continuous_iou`` (of the map clamped at 0 and
       divided by its maximum against the target's mask): only when the batch carries
-      ground truth (``masks``; ``boxes`` suffice for the pointing game).
+      ground truth (``masks``; ``boxes`` suffice for the pointing game), over the
+      samples whose target class has ground truth (an absent predicted class is not
+      scored, as in the pointing game's usual protocol).
 
     Events, loop states and parameters shared with :class:`MaskLogger` are described
     there; the model is in eval mode for the attribution and the metrics, and left
@@ -208,17 +217,28 @@ class FaithfulnessMetrics(PeriodicAttributionCallback):
                     pl_module, samples.select(chunk), self.target
                 )
                 model = self.spec.model(pl_module)
+                # Ground-truth metrics score the samples whose target has ground truth.
+                present = torch.ones_like(targets, dtype=torch.bool)
+                if any(name in GROUND_TRUTH_METRICS for name in scorers):
+                    present = _target_present(chunk_samples, targets)
                 with attribution_context(self.spec.guarded_modules(pl_module), device):
                     for name, scorer in scorers.items():
-                        values = scorer(model, chunk_samples, targets, maps).detach().float()
-                        self._means[name].update(values)
-            if share.numel() == 0:  # the state reduction is collective: take part anyway
-                for name in scorers:
-                    self._means[name].update(torch.empty(0, device=device))
+                        rows = torch.arange(len(targets), device=device)
+                        if name in GROUND_TRUTH_METRICS:
+                            rows = rows[present]
+                        if rows.numel() == 0:
+                            continue
+                        values = scorer(model, chunk_samples.select(rows), targets[rows],
+                                        maps[rows])
+                        self._means[name].update(values.detach().float())
+            for name in scorers:  # the state reduction is collective: every rank takes part
+                self._means[name].update(torch.empty(0, device=device))
             return {name: self._means[name].compute() for name in scorers}
 
     def log_event(self, trainer: Any, pl_module: Any) -> None:
         for metric, value in self.compute(trainer, pl_module).items():
+            if torch.isnan(value):  # no sample had ground truth for its target, anywhere
+                continue
             # The value is already the mean over all ranks; sync_dist on identical
             # values changes nothing and keeps Lightning from warning about DDP logging.
             pl_module.log(f"{self.name}/{metric}", value, sync_dist=True, prog_bar=self.prog_bar)

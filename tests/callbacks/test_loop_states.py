@@ -232,3 +232,27 @@ def test_explainer_run_logs_its_own_masks_against_the_frozen_classifier(tmp_path
     assert all(p.requires_grad for p in module.net.parameters())
     assert not any(p.requires_grad for p in module.classifier.parameters())
     assert "ef/continuous_iou" in run.callback_metrics
+
+
+def test_pointing_game_from_boxes_when_no_masks(tmp_path):
+    from captum_ext.data.shapes import ShapesDataset
+    from captum_ext.metrics import pointing_game
+
+    dataset = ShapesDataset(6, image_size=32, split="val")
+    batch = {key: torch.stack([torch.as_tensor(dataset[i][key]) for i in range(6)])
+             for key in ("image", "labels", "boxes", "box_labels")}
+    target = int(batch["box_labels"][0, 0])
+    present = (batch["box_labels"] == target).any(1)
+    assert 0 < int(present.sum()) < 6  # some images have no box of the target: not scored
+    metrics = FaithfulnessMetrics(Saliency, samples=batch, target=target, name="b",
+                                  metrics=("pointing_game", "continuous_iou"))
+    seed_everything(0)
+    module = ExplainedModule(width=8)
+    run = trainer(tmp_path, callbacks=[metrics])
+    logged = run.validate(module, datamodule=shapes_data())[0]
+    assert "b/continuous_iou" not in logged  # needs masks
+    module.eval()
+    maps = Saliency(module).attribute(batch["image"][present].clone(), target=target)
+    hits = pointing_game(maps, boxes=batch["boxes"][present],
+                         box_labels=batch["box_labels"][present], target=target)
+    assert logged["b/pointing_game"] == pytest.approx(float(hits.float().mean()))
