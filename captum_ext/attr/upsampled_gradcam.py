@@ -132,7 +132,9 @@ class UpsampledLayerGradCam(GradientAttribution):
         num_classes = as_logits(outputs).shape[1]
         target = format_target(target, inputs.shape[0], num_classes, inputs.device)
         layer_map = self.gradcam.attribute(
-            inputs, target=target, additional_forward_args=additional_forward_args,
+            inputs,
+            target=target,
+            additional_forward_args=additional_forward_args,
             attribute_to_layer_input=attribute_to_layer_input,
             relu_attributions=self.relu_attributions,
         )

@@ -38,14 +38,19 @@ def world():
 
 
 def pairs_of(dataset):
-    return [(i, c) for i in range(len(dataset)) for c in dataset[i]["labels"].nonzero().flatten().tolist()]
+    return [
+        (i, c)
+        for i in range(len(dataset))
+        for c in dataset[i]["labels"].nonzero().flatten().tolist()
+    ]
 
 
 def test_pairs_and_metrics_match_direct_calls(world):
     dataset, model = world
     spec = MethodSpec("Random", lambda m: RandomAttribution(m, seed=3), {}, batch_size=100)
-    result = evaluate_attributions(model, dataset, [spec], score="sigmoid", show_progress=False,
-                                   steps=7)
+    result = evaluate_attributions(
+        model, dataset, [spec], score="sigmoid", show_progress=False, steps=7
+    )
     pairs = pairs_of(dataset)
     assert result.pairs == pairs
     x = torch.stack([dataset[i]["image"] for i, _ in pairs])
@@ -57,8 +62,12 @@ def test_pairs_and_metrics_match_direct_calls(world):
     assert torch.equal(got["pointing"], pointing_game(maps, masks=masks, tolerance=tol).float())
     assert torch.allclose(got["iou"], continuous_iou(normalize_map(maps), masks))
     assert torch.allclose(got["accuracy"], soft_accuracy(normalize_map(maps), masks))
-    assert torch.allclose(got["deletion_auc"], deletion_auc(model, x, maps, target, score="sigmoid", steps=7))
-    assert torch.allclose(got["insertion_auc"], insertion_auc(model, x, maps, target, score="sigmoid", steps=7))
+    assert torch.allclose(
+        got["deletion_auc"], deletion_auc(model, x, maps, target, score="sigmoid", steps=7)
+    )
+    assert torch.allclose(
+        got["insertion_auc"], insertion_auc(model, x, maps, target, score="sigmoid", steps=7)
+    )
     assert torch.allclose(got["saliency"], saliency_metric(model, x, maps, target, score="sigmoid"))
     assert bool((got["seconds_per_pair"] > 0).all())
     table = result.table()["Random"]
@@ -71,11 +80,18 @@ def test_pairs_and_metrics_match_direct_calls(world):
 def test_method_batch_size_does_not_change_maps(world):
     dataset, model = world
     make = lambda b: MethodSpec("Saliency", Saliency, {"abs": True}, batch_size=b)
-    a = evaluate_attributions(model, dataset, [make(1)], show_progress=False, figure_rows=0, steps=4)
-    b = evaluate_attributions(model, dataset, [make(64)], show_progress=False, figure_rows=0, steps=4)
+    a = evaluate_attributions(
+        model, dataset, [make(1)], show_progress=False, figure_rows=0, steps=4
+    )
+    b = evaluate_attributions(
+        model, dataset, [make(64)], show_progress=False, figure_rows=0, steps=4
+    )
     for key in ("iou", "pointing", "deletion_auc"):
-        assert torch.allclose(torch.tensor(a.per_pair["Saliency"][key]),
-                              torch.tensor(b.per_pair["Saliency"][key]), atol=1e-5)
+        assert torch.allclose(
+            torch.tensor(a.per_pair["Saliency"][key]),
+            torch.tensor(b.per_pair["Saliency"][key]),
+            atol=1e-5,
+        )
     assert a.figure is None
 
 
@@ -124,15 +140,29 @@ def test_bad_arguments(world):
 def test_shapes_world_report_files(world, tmp_path):
     _, model = world
     model.train()
-    result = evaluate_shapes_world(tmp_path, num_images=2, image_size=32, model=model,
-                                   methods=["gradcam", "random"], figure_rows=2,
-                                   show_progress=False)
+    result = evaluate_shapes_world(
+        tmp_path,
+        num_images=2,
+        image_size=32,
+        model=model,
+        methods=["gradcam", "random"],
+        figure_rows=2,
+        show_progress=False,
+    )
     assert model.training  # restored after the run
     assert result.methods == ["GradCAM", "Random"]
     assert result.settings["score"] == "sigmoid"
     markdown = (tmp_path / "metrics.md").read_text()
-    for header in ("Pointing", "IoU", "Soft acc.", "MAE", "Deletion AUC", "Insertion AUC",
-                   "Saliency", "s / pair"):
+    for header in (
+        "Pointing",
+        "IoU",
+        "Soft acc.",
+        "MAE",
+        "Deletion AUC",
+        "Insertion AUC",
+        "Saliency",
+        "s / pair",
+    ):
         assert header in markdown
     payload = json.loads((tmp_path / "metrics.json").read_text())
     assert set(payload["table"]) == {"GradCAM", "Random"}

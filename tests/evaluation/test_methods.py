@@ -34,7 +34,10 @@ def test_every_default_method_returns_input_shaped_attributions():
 
 def test_adding_a_method_is_one_entry(monkeypatch):
     monkeypatch.setitem(METHODS, "constant", lambda ctx: MethodSpec("Const", lambda m: None, {}, 1))
-    assert [s.name for s in default_methods(32, include=["random", "constant"])] == ["Random", "Const"]
+    assert [s.name for s in default_methods(32, include=["random", "constant"])] == [
+        "Random",
+        "Const",
+    ]
 
 
 def test_gradcam_equals_captum_interpolated():
@@ -43,10 +46,17 @@ def test_gradcam_equals_captum_interpolated():
     x = torch.rand(3, 3, 32, 32)
     target = torch.tensor([0, 1, 2])
     ours = UpsampledLayerGradCam(model).attribute(x, target=target)
-    layer_map = LayerGradCam(model, model.gradcam_layer).attribute(x, target=target, relu_attributions=True)
+    layer_map = LayerGradCam(model, model.gradcam_layer).attribute(
+        x, target=target, relu_attributions=True
+    )
     expected = LayerAttribution.interpolate(layer_map, (32, 32), "bilinear")
     assert torch.allclose(ours, expected.expand_as(x))
-    assert UpsampledLayerGradCam(model).attribute(x, target=0, return_map=True).shape == (3, 1, 32, 32)
+    assert UpsampledLayerGradCam(model).attribute(x, target=0, return_map=True).shape == (
+        3,
+        1,
+        32,
+        32,
+    )
     smooth = NoiseTunnel(UpsampledLayerGradCam(model)).attribute(x, nt_samples=2, target=0)
     assert smooth.shape == x.shape
 
