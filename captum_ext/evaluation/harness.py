@@ -297,13 +297,21 @@ def evaluate_attributions(
     figure: Optional[FigureRows] = None
     image_size: List[int] = []
     seen = 0
-    with preserved_state([model], eval_mode=True):
+    progress = tqdm(
+        total=len(dataset) * len(methods),
+        desc="evaluation",
+        unit="image x method",
+        disable=not show_progress,
+    )
+    with preserved_state([model], eval_mode=True), progress:
         built = {m.name: m.build(model) for m in methods}
-        for batch in tqdm(loader, desc="evaluation", unit="batch", disable=not show_progress):
+        for batch in loader:
             batch_pairs = _Pairs.from_batch(batch, seen, device)
-            seen += batch["image"].shape[0]
+            count = batch["image"].shape[0]
+            seen += count
             x = batch_pairs.inputs
             if x.shape[0] == 0:
+                progress.update(count * len(methods))
                 continue
             image_size = list(x.shape[-2:])
             keep = max(0, min(figure_rows - len(pairs), x.shape[0]))
@@ -315,6 +323,7 @@ def evaluate_attributions(
                 if keep:
                     figure = _extend_figure(figure, batch_pairs, keep, space, class_names)
             for spec in methods:
+                progress.set_postfix(method=spec.name)
                 maps, seconds = _attribute_pairs(
                     built[spec.name], spec, x, batch_pairs.target, device
                 )
@@ -325,6 +334,7 @@ def evaluate_attributions(
                     shown = normalize_map(maps[:keep])[:, 0].cpu()
                     old = figure.maps.get(spec.name)
                     figure.maps[spec.name] = shown if old is None else torch.cat([old, shown])
+                progress.update(count)
     if not pairs:
         raise ValueError("`dataset` has no image-class pair with ground truth to evaluate")
     settings = {
