@@ -21,13 +21,18 @@ from lightning_callbacks import FaithfulnessMetrics, MaskLogger
 @pytest.fixture(scope="module")
 def validated(settings, tmp_path_factory):
     image_size, width = (64, 32) if settings.full else (32, 8)
-    data = ShapesDataModule(image_size=image_size, num_train=8, num_val=64, num_test=8,
-                            batch_size=16)
+    data = ShapesDataModule(
+        image_size=image_size, num_train=8, num_val=64, num_test=8, batch_size=16
+    )
     module = ClassifierModule(width=width).to(settings.device)
-    trainer = Trainer(accelerator="gpu" if settings.device.type == "cuda" else "cpu",
-                      devices=1, limit_val_batches=1, enable_progress_bar=False,
-                      enable_model_summary=False,
-                      logger=CSVLogger(tmp_path_factory.mktemp("bench")))
+    trainer = Trainer(
+        accelerator="gpu" if settings.device.type == "cuda" else "cpu",
+        devices=1,
+        limit_val_batches=1,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        logger=CSVLogger(tmp_path_factory.mktemp("bench")),
+    )
     trainer.validate(module, datamodule=data)
     return trainer, module
 
@@ -46,10 +51,16 @@ def test_faithfulness_metrics_event(benchmark, validated, settings):
     trainer, module = validated
     callback = FaithfulnessMetrics("Saliency", num_samples=32, score="sigmoid")
     callback.compute(trainer, module)
-    values = benchmark.pedantic(lambda: callback.compute(trainer, module), rounds=3,
-                                warmup_rounds=0)
-    assert set(values) == {"deletion_auc", "insertion_auc", "saliency_metric",
-                           "pointing_game", "continuous_iou"}
+    values = benchmark.pedantic(
+        lambda: callback.compute(trainer, module), rounds=3, warmup_rounds=0
+    )
+    assert set(values) == {
+        "deletion_auc",
+        "insertion_auc",
+        "saliency_metric",
+        "pointing_game",
+        "continuous_iou",
+    }
     assert all(torch.isfinite(v) for v in values.values())
     if benchmark.stats is not None:
         benchmark.extra_info["seconds_per_event"] = benchmark.stats.stats.mean

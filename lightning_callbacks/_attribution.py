@@ -54,9 +54,7 @@ def import_method(method: str) -> Callable[..., Any]:
         found = getattr(importlib.import_module(package), method, None)
         if found is not None:
             return found
-    raise ValueError(
-        f"`method` {method!r} is neither a class path nor a name in {METHOD_PACKAGES}"
-    )
+    raise ValueError(f"`method` {method!r} is neither a class path nor a name in {METHOD_PACKAGES}")
 
 
 @contextlib.contextmanager
@@ -90,9 +88,7 @@ def pixel_maps(attributions: Any, images: Tensor) -> Tensor:
     if isinstance(attributions, (tuple, list)) and len(attributions) == 1:
         attributions = attributions[0]
     if not isinstance(attributions, Tensor):
-        raise TypeError(
-            f"the attribution must be a tensor, got {type(attributions).__name__}"
-        )
+        raise TypeError(f"the attribution must be a tensor, got {type(attributions).__name__}")
     if attributions.dim() == 3:
         attributions = attributions.unsqueeze(1)
     if attributions.dim() == 4 and attributions.shape[-2:] != images.shape[-2:]:
@@ -101,9 +97,7 @@ def pixel_maps(attributions: Any, images: Tensor) -> Tensor:
         )
     maps = attribution_map(attributions.detach().float())
     if maps.shape[0] != images.shape[0]:
-        raise ValueError(
-            f"the attribution has {maps.shape[0]} maps for {images.shape[0]} images"
-        )
+        raise ValueError(f"the attribution has {maps.shape[0]} maps for {images.shape[0]} images")
     return maps
 
 

@@ -90,9 +90,7 @@ class AttributionModule(LightningModule):
         ``None`` for a batch whose shard is already written."""
         if self._finished(batch_idx, dataloader_idx):
             return None
-        _, targets, maps, _ = self.spec.explain(
-            self, unpack_batch(batch, self.unpack), self.target
-        )
+        _, targets, maps, _ = self.spec.explain(self, unpack_batch(batch, self.unpack), self.target)
         out = {"attribution": maps.to(DTYPES[self.dtype_name]), "target": targets}
         if isinstance(batch, Mapping) and "index" in batch:
             out["index"] = torch.as_tensor(batch["index"])

@@ -191,7 +191,10 @@ class FaithfulnessMetrics(PeriodicAttributionCallback):
             )
         elif samples.boxes is not None and samples.box_labels is not None:
             table["pointing_game"] = lambda f, s, t, m: pointing_game(
-                m, boxes=s.boxes, box_labels=s.box_labels, target=t,
+                m,
+                boxes=s.boxes,
+                box_labels=s.box_labels,
+                target=t,
                 **args.get("pointing_game", {}),
             )
         return {name: table[name] for name in self.metrics if name in table}
@@ -228,8 +231,9 @@ class FaithfulnessMetrics(PeriodicAttributionCallback):
                             rows = rows[present]
                         if rows.numel() == 0:
                             continue
-                        values = scorer(model, chunk_samples.select(rows), targets[rows],
-                                        maps[rows])
+                        values = scorer(
+                            model, chunk_samples.select(rows), targets[rows], maps[rows]
+                        )
                         self._means[name].update(values.detach().float())
             for name in scorers:  # the state reduction is collective: every rank takes part
                 self._means[name].update(torch.empty(0, device=device))

@@ -32,8 +32,16 @@ class ExplainedModule(ClassifierModule):
 
 def trainer(root, **kwargs: Any) -> Trainer:
     settings = dict(
-        max_epochs=2, limit_train_batches=2, limit_val_batches=1, num_sanity_val_steps=1,
-        accelerator="cpu", devices=1, enable_progress_bar=False, enable_model_summary=False,
-        enable_checkpointing=False, logger=False, default_root_dir=root,
+        max_epochs=2,
+        limit_train_batches=2,
+        limit_val_batches=1,
+        num_sanity_val_steps=1,
+        accelerator="cpu",
+        devices=1,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        logger=False,
+        default_root_dir=root,
     )
     return Trainer(**{**settings, **kwargs})

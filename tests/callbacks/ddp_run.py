@@ -30,14 +30,27 @@ NUM_PREDICT = 21
 
 
 def metrics_callback() -> FaithfulnessMetrics:
-    return FaithfulnessMetrics("Saliency", num_samples=NUM_METRIC_SAMPLES, batch_size=2,
-                               score="sigmoid", metric_args=QUICK_METRICS, name="faith")
+    return FaithfulnessMetrics(
+        "Saliency",
+        num_samples=NUM_METRIC_SAMPLES,
+        batch_size=2,
+        score="sigmoid",
+        metric_args=QUICK_METRICS,
+        name="faith",
+    )
 
 
 def ddp_trainer(**kwargs) -> Trainer:
-    return Trainer(strategy="ddp", accelerator="cpu", devices=2, logger=False,
-                   enable_progress_bar=False, enable_model_summary=False,
-                   enable_checkpointing=False, **kwargs)
+    return Trainer(
+        strategy="ddp",
+        accelerator="cpu",
+        devices=2,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        **kwargs,
+    )
 
 
 def main(out: Path) -> None:
@@ -46,18 +59,29 @@ def main(out: Path) -> None:
     module = ExplainedModule(width=8)
     metrics = metrics_callback()
     results = ddp_trainer(callbacks=[metrics], limit_val_batches=1).validate(
-        module, datamodule=shapes_data())
+        module, datamodule=shapes_data()
+    )
     torch.manual_seed(0)
-    loader = DataLoader(ShapesDataset(NUM_PREDICT, image_size=32, split="test"), batch_size=4,
-                        collate_fn=collate_samples)
+    loader = DataLoader(
+        ShapesDataset(NUM_PREDICT, image_size=32, split="test"),
+        batch_size=4,
+        collate_fn=collate_samples,
+    )
     writer = AttributionWriter(out / "attributions", batches_per_shard=2)
     run = ddp_trainer(callbacks=[writer])
-    run.predict(AttributionModule(module.model, "RandomAttribution"), loader,
-                return_predictions=False)
+    run.predict(
+        AttributionModule(module.model, "RandomAttribution"), loader, return_predictions=False
+    )
     if run.is_global_zero:
-        (out / "metrics.json").write_text(json.dumps(
-            {"results": results[0], "indices": metrics.samples.indices,
-             "world_size": run.world_size}))
+        (out / "metrics.json").write_text(
+            json.dumps(
+                {
+                    "results": results[0],
+                    "indices": metrics.samples.indices,
+                    "world_size": run.world_size,
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -11,18 +11,39 @@ from captum_ext.models.shapes_classifier import ShapesClassifier
 from captum_ext.training.export import save_weights
 from lightning_callbacks import AttributionShards
 
-DATA = ["--data", "captum_ext.data.shapes.ShapesDataModule", "--data.image_size", "32",
-        "--data.num_test", "9", "--data.batch_size", "4", "--show_progress", "false"]
+DATA = [
+    "--data",
+    "captum_ext.data.shapes.ShapesDataModule",
+    "--data.image_size",
+    "32",
+    "--data.num_test",
+    "9",
+    "--data.batch_size",
+    "4",
+    "--show_progress",
+    "false",
+]
 
 
 def test_cli_writes_integrated_gradients_of_a_checkpoint(tmp_path, capsys):
     torch.manual_seed(0)
-    checkpoint = save_weights(tmp_path / "clf.pt", {"num_classes": 6, "width": 8},
-                              ShapesClassifier(width=8).state_dict())
+    checkpoint = save_weights(
+        tmp_path / "clf.pt", {"num_classes": 6, "width": 8}, ShapesClassifier(width=8).state_dict()
+    )
     out = tmp_path / "attr"
-    argv = ["attribute-dataset", str(out), "--method", "captum.attr.IntegratedGradients",
-            "--attribute_args", '{"n_steps": 4}', "--checkpoint", str(checkpoint),
-            "--batches_per_shard", "2", *DATA]
+    argv = [
+        "attribute-dataset",
+        str(out),
+        "--method",
+        "captum.attr.IntegratedGradients",
+        "--attribute_args",
+        '{"n_steps": 4}',
+        "--checkpoint",
+        str(checkpoint),
+        "--batches_per_shard",
+        "2",
+        *DATA,
+    ]
     main(argv)
     assert "2 shard(s) written, 0 already there" in capsys.readouterr().out
     shards = AttributionShards(out)
@@ -40,10 +61,25 @@ def test_cli_writes_integrated_gradients_of_a_checkpoint(tmp_path, capsys):
 
 def test_cli_layer_method_with_a_model_class_path(tmp_path):
     out = tmp_path / "gradcam"
-    main(["attribute-dataset", str(out), "--method", "LayerGradCam",
-          "--init_args", '{"layer": "features.6"}', "--target", "2",
-          "--model", "captum_ext.models.shapes_classifier.ShapesClassifier",
-          "--model.width", "8", "--dtype", "float16", *DATA])
+    main(
+        [
+            "attribute-dataset",
+            str(out),
+            "--method",
+            "LayerGradCam",
+            "--init_args",
+            '{"layer": "features.6"}',
+            "--target",
+            "2",
+            "--model",
+            "captum_ext.models.shapes_classifier.ShapesClassifier",
+            "--model.width",
+            "8",
+            "--dtype",
+            "float16",
+            *DATA,
+        ]
+    )
     shards = AttributionShards(out)
     assert shards[0]["attribution"].shape == (1, 32, 32)  # 4x4 Grad-CAM upsampled
     assert shards[0]["attribution"].dtype == torch.float16
@@ -52,5 +88,14 @@ def test_cli_layer_method_with_a_model_class_path(tmp_path):
 
 def test_cli_rejects_unknown_methods(tmp_path):
     with pytest.raises(ValueError, match="cannot be imported"):
-        main(["attribute-dataset", str(tmp_path), "--method", "captum.attr.Nope",
-              "--model", "captum_ext.models.shapes_classifier.ShapesClassifier", *DATA])
+        main(
+            [
+                "attribute-dataset",
+                str(tmp_path),
+                "--method",
+                "captum.attr.Nope",
+                "--model",
+                "captum_ext.models.shapes_classifier.ShapesClassifier",
+                *DATA,
+            ]
+        )

@@ -61,9 +61,13 @@ SCRIPT = textwrap.dedent(
 
 def test_pytorch_lightning_fallback(tmp_path):
     pytest.importorskip("pytorch_lightning")
-    done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300,
-                          env={"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
-                               "PATH": "/usr/bin:/bin"})
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "fallback ok" in done.stdout

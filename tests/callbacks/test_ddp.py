@@ -21,8 +21,13 @@ SCRIPT = Path(ddp_run.__file__)
 def ddp(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    done = subprocess.run([sys.executable, str(SCRIPT), str(out)], capture_output=True,
-                          text=True, timeout=300, env=env)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return out, json.loads((out / "metrics.json").read_text())
 
@@ -33,7 +38,8 @@ def test_ddp_metric_equals_the_single_process_metric(ddp, tmp_path):
     seed_everything(0)
     metrics = ddp_run.metrics_callback()
     single = trainer(tmp_path, callbacks=[metrics], limit_val_batches=1).validate(
-        ExplainedModule(width=8), datamodule=shapes_data())[0]
+        ExplainedModule(width=8), datamodule=shapes_data()
+    )[0]
     assert metrics.samples.indices == result["indices"]
     names = [k for k in single if k.startswith("faith/")]
     assert len(names) == 5
@@ -48,6 +54,7 @@ def test_ddp_writer_writes_every_sample_exactly_once(ddp):
     assert files == [f"dl0-rank000{r}-shard00000{s}.pt" for r in (0, 1) for s in (0, 1)]
     shards = AttributionShards(out / "attributions")
     assert shards.sample_ids() == list(range(ddp_run.NUM_PREDICT))  # none missing
-    total = sum(len(torch.load(out / "attributions" / f, weights_only=True)["index"])
-                for f in files)
+    total = sum(
+        len(torch.load(out / "attributions" / f, weights_only=True)["index"]) for f in files
+    )
     assert total == ddp_run.NUM_PREDICT  # none twice

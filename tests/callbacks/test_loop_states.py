@@ -32,7 +32,9 @@ def test_training_with_callbacks_is_bit_identical(tmp_path):
     plain, plain_trainer = _fit(tmp_path / "plain", [])
     observed, observed_trainer = _fit(tmp_path / "observed", callbacks)
     assert "faithfulness/Saliency/deletion_auc" in observed_trainer.callback_metrics
-    for (name, a), (_, b) in zip(plain.state_dict().items(), observed.state_dict().items()):
+    for (name, a), (_, b) in zip(
+        plain.state_dict().items(), observed.state_dict().items(), strict=True
+    ):
         assert torch.equal(a, b), name
     state_a = plain_trainer.optimizers[0].state_dict()["state"]
     state_b = observed_trainer.optimizers[0].state_dict()["state"]
@@ -50,9 +52,15 @@ class _Recorder(MaskLogger):
         self.events = []
 
     def log_event(self, trainer, pl_module):
-        self.events.append((str(trainer.state.fn.value), trainer.global_step,
-                            torch.is_grad_enabled(), torch.is_inference_mode_enabled(),
-                            pl_module.training))
+        self.events.append(
+            (
+                str(trainer.state.fn.value),
+                trainer.global_step,
+                torch.is_grad_enabled(),
+                torch.is_inference_mode_enabled(),
+                pl_module.training,
+            )
+        )
         super().log_event(trainer, pl_module)
 
 
@@ -77,8 +85,9 @@ def test_schedule_per_loop(tmp_path):
 def test_step_events_once_per_optimizer_step_with_accumulation(tmp_path):
     steps = _Recorder(every_n_epochs=None, every_n_steps=1)
     seed_everything(0)
-    run = trainer(tmp_path, max_epochs=1, limit_train_batches=4, accumulate_grad_batches=2,
-                  callbacks=[steps])
+    run = trainer(
+        tmp_path, max_epochs=1, limit_train_batches=4, accumulate_grad_batches=2, callbacks=[steps]
+    )
     run.fit(ExplainedModule(width=8), datamodule=shapes_data(batch_size=4))
     assert [e[1] for e in steps.events] == [1, 2]
 
@@ -92,9 +101,13 @@ def test_no_validation_loop_falls_back_to_the_training_epoch(tmp_path):
 
 
 def test_test_loop_logs_metrics_under_inference_mode(tmp_path):
-    metrics = FaithfulnessMetrics("RandomAttribution", num_samples=3,
-                                  metric_args={"deletion_auc": {"steps": 8}},
-                                  metrics=("deletion_auc", "pointing_game"), name="f")
+    metrics = FaithfulnessMetrics(
+        "RandomAttribution",
+        num_samples=3,
+        metric_args={"deletion_auc": {"steps": 8}},
+        metrics=("deletion_auc", "pointing_game"),
+        name="f",
+    )
     run = trainer(tmp_path, callbacks=[metrics], logger=CSVLogger(tmp_path))
     results = run.test(ExplainedModule(width=8), datamodule=shapes_data())
     assert set(k for k in results[0] if k.startswith("f/")) == {"f/deletion_auc", "f/pointing_game"}
@@ -125,9 +138,13 @@ def test_pytorch_lightning_trainer(tmp_path):
     class Module(pl.LightningModule):
         def __init__(self):
             super().__init__()
-            self.net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(),
-                                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
-                                           torch.nn.Linear(4, 3))
+            self.net = torch.nn.Sequential(
+                torch.nn.Conv2d(3, 4, 3),
+                torch.nn.ReLU(),
+                torch.nn.AdaptiveAvgPool2d(1),
+                torch.nn.Flatten(),
+                torch.nn.Linear(4, 3),
+            )
 
         def forward(self, x):
             return self.net(x)
@@ -145,9 +162,15 @@ def test_pytorch_lightning_trainer(tmp_path):
     loader = torch.utils.data.DataLoader(data, batch_size=4)
     masks = MaskLogger("Saliency", num_samples=3)
     metrics = FaithfulnessMetrics("Saliency", num_samples=3, metric_args=QUICK_METRICS, name="f")
-    run = pl.Trainer(max_epochs=1, accelerator="cpu", logger=pl.loggers.CSVLogger(tmp_path),
-                     callbacks=[masks, metrics], enable_progress_bar=False,
-                     enable_model_summary=False, enable_checkpointing=False)
+    run = pl.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=pl.loggers.CSVLogger(tmp_path),
+        callbacks=[masks, metrics],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
     run.fit(Module(), loader, loader)
     assert masks.routes == ["png"]
     assert {"f/deletion_auc", "f/insertion_auc", "f/saliency_metric"} <= set(run.callback_metrics)
@@ -178,8 +201,7 @@ class _MaskTrainer(ExplainedModule):
     def __init__(self):
         super().__init__(width=8)
         self.classifier = self.model.eval().requires_grad_(False)
-        self.net = torch.nn.Sequential(torch.nn.Conv2d(3, 6, 3, padding=1),
-                                       torch.nn.BatchNorm2d(6))
+        self.net = torch.nn.Sequential(torch.nn.Conv2d(3, 6, 3, padding=1), torch.nn.BatchNorm2d(6))
 
     def train(self, mode=True):
         super().train(mode)
@@ -192,7 +214,8 @@ class _MaskTrainer(ExplainedModule):
     def training_step(self, batch, batch_idx):
         masks = self(batch["image"]).sigmoid()
         return torch.nn.functional.binary_cross_entropy_with_logits(
-            self.classifier(batch["image"] * masks.amax(1, keepdim=True)), batch["labels"])
+            self.classifier(batch["image"] * masks.amax(1, keepdim=True)), batch["labels"]
+        )
 
     def validation_step(self, batch, batch_idx):
         pass
@@ -212,10 +235,21 @@ def test_explainer_run_logs_its_own_masks_against_the_frozen_classifier(tmp_path
         seen.append((module.net.training, module.classifier.training, targets.clone()))
         return own_masks(module, images, targets)
 
-    masks = MaskLogger(attribution_fn=recorded, model="classifier", name="explainer",
-                       every_n_steps=1, every_n_epochs=None, num_samples=3)
-    metrics = FaithfulnessMetrics(attribution_fn=own_masks, model="classifier", num_samples=3,
-                                  metric_args=QUICK_METRICS, name="ef")
+    masks = MaskLogger(
+        attribution_fn=recorded,
+        model="classifier",
+        name="explainer",
+        every_n_steps=1,
+        every_n_epochs=None,
+        num_samples=3,
+    )
+    metrics = FaithfulnessMetrics(
+        attribution_fn=own_masks,
+        model="classifier",
+        num_samples=3,
+        metric_args=QUICK_METRICS,
+        name="ef",
+    )
     seed_everything(0)
     module = _MaskTrainer()
     run = trainer(tmp_path, max_epochs=1, callbacks=[masks, metrics], logger=CSVLogger(tmp_path))
@@ -239,13 +273,20 @@ def test_pointing_game_from_boxes_when_no_masks(tmp_path):
     from captum_ext.metrics import pointing_game
 
     dataset = ShapesDataset(6, image_size=32, split="val")
-    batch = {key: torch.stack([torch.as_tensor(dataset[i][key]) for i in range(6)])
-             for key in ("image", "labels", "boxes", "box_labels")}
+    batch = {
+        key: torch.stack([torch.as_tensor(dataset[i][key]) for i in range(6)])
+        for key in ("image", "labels", "boxes", "box_labels")
+    }
     target = int(batch["box_labels"][0, 0])
     present = (batch["box_labels"] == target).any(1)
     assert 0 < int(present.sum()) < 6  # some images have no box of the target: not scored
-    metrics = FaithfulnessMetrics(Saliency, samples=batch, target=target, name="b",
-                                  metrics=("pointing_game", "continuous_iou"))
+    metrics = FaithfulnessMetrics(
+        Saliency,
+        samples=batch,
+        target=target,
+        name="b",
+        metrics=("pointing_game", "continuous_iou"),
+    )
     seed_everything(0)
     module = ExplainedModule(width=8)
     run = trainer(tmp_path, callbacks=[metrics])
@@ -253,6 +294,7 @@ def test_pointing_game_from_boxes_when_no_masks(tmp_path):
     assert "b/continuous_iou" not in logged  # needs masks
     module.eval()
     maps = Saliency(module).attribute(batch["image"][present].clone(), target=target)
-    hits = pointing_game(maps, boxes=batch["boxes"][present],
-                         box_labels=batch["box_labels"][present], target=target)
+    hits = pointing_game(
+        maps, boxes=batch["boxes"][present], box_labels=batch["box_labels"][present], target=target
+    )
     assert logged["b/pointing_game"] == pytest.approx(float(hits.float().mean()))

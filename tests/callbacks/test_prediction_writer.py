@@ -93,8 +93,11 @@ def test_iterable_dataset_uses_the_batch_index(tmp_path, dataset, model):
 
 
 def test_index_rejects_duplicates_and_reader_errors(tmp_path):
-    payload = {"index": torch.tensor([3, 4]), "attribution": torch.zeros(2, 1, 2, 2),
-               "target": torch.zeros(2, dtype=torch.long)}
+    payload = {
+        "index": torch.tensor([3, 4]),
+        "attribution": torch.zeros(2, 1, 2, 2),
+        "target": torch.zeros(2, dtype=torch.long),
+    }
     save_shard(tmp_path / shard_name(0, 0, 0), payload)
     save_shard(tmp_path / shard_name(0, 1, 0), payload)
     with pytest.raises(ValueError, match="sample 3 of dataloader 0"):

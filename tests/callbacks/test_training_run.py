@@ -43,16 +43,34 @@ def _fit(root):
     masks = MaskLogger(Saliency, num_samples=4, space=shapes_space())
     explainer = MaskLogger(attribution_fn="masks", num_samples=4, name="explainer")
     metrics = FaithfulnessMetrics(
-        "Saliency", num_samples=6, batch_size=4, score="sigmoid", metric_args=QUICK_METRICS,
+        "Saliency",
+        num_samples=6,
+        batch_size=4,
+        score="sigmoid",
+        metric_args=QUICK_METRICS,
         name="faith",
     )
-    checkpoint = ModelCheckpoint(root / "ckpt", monitor="faith/deletion_auc", mode="min",
-                                 save_last=True)
-    fit = trainer(root, logger=loggers, callbacks=[masks, explainer, metrics, checkpoint],
-                  enable_checkpointing=True)
+    checkpoint = ModelCheckpoint(
+        root / "ckpt", monitor="faith/deletion_auc", mode="min", save_last=True
+    )
+    fit = trainer(
+        root,
+        logger=loggers,
+        callbacks=[masks, explainer, metrics, checkpoint],
+        enable_checkpointing=True,
+    )
     fit.fit(module, datamodule=data)
-    return dict(root=root, trainer=fit, module=module, data=data, loggers=loggers,
-                masks=masks, explainer=explainer, metrics=metrics, checkpoint=checkpoint)
+    return dict(
+        root=root,
+        trainer=fit,
+        module=module,
+        data=data,
+        loggers=loggers,
+        masks=masks,
+        explainer=explainer,
+        metrics=metrics,
+        checkpoint=checkpoint,
+    )
 
 
 def test_logger_types_and_routes(run):
@@ -155,15 +173,24 @@ def test_checkpoint_monitors_the_metric_and_stores_the_samples(run):
 def test_resumed_run_explains_the_same_samples(run, tmp_path):
     """A new callback with another seed, restored from the checkpoint, keeps the samples."""
     resumed = FaithfulnessMetrics(
-        "Saliency", num_samples=6, batch_size=4, score="sigmoid", metric_args=QUICK_METRICS,
-        name="faith", seed=1234,
+        "Saliency",
+        num_samples=6,
+        batch_size=4,
+        score="sigmoid",
+        metric_args=QUICK_METRICS,
+        name="faith",
+        seed=1234,
     )
     fresh_draw = resumed.samples.draw(len(run["data"].val_set))
     assert fresh_draw != run["metrics"].samples.indices  # the seed alone would differ
     evaluation = trainer(tmp_path, callbacks=[resumed])
-    evaluation.validate(ExplainedModule(width=8), datamodule=shapes_data(),
-                        ckpt_path=run["checkpoint"].last_model_path)
+    evaluation.validate(
+        ExplainedModule(width=8),
+        datamodule=shapes_data(),
+        ckpt_path=run["checkpoint"].last_model_path,
+    )
     assert resumed.samples.indices == run["metrics"].samples.indices
     logged = float(evaluation.callback_metrics["faith/deletion_auc"])
-    assert logged == pytest.approx(float(run["trainer"].callback_metrics["faith/deletion_auc"]),
-                                   abs=1e-4)
+    assert logged == pytest.approx(
+        float(run["trainer"].callback_metrics["faith/deletion_auc"]), abs=1e-4
+    )
