@@ -59,6 +59,27 @@ def test_cli_writes_integrated_gradients_of_a_checkpoint(tmp_path, capsys):
     assert "0 shard(s) written, 2 already there" in capsys.readouterr().out
 
 
+def test_cli_default_is_the_shipped_classifier_on_the_shapes_world(tmp_path):
+    from captum.attr import Saliency
+
+    out = tmp_path / "shipped"
+    main(["attribute-dataset", str(out), "--method", "Saliency", "--target", "label",
+          "--data", "captum_ext.data.shapes.ShapesDataModule", "--data.num_test", "8",
+          "--data.batch_size", "4", "--show_progress", "false"])  # fmt: skip
+    shards = AttributionShards(out)
+    dataset = ShapesDataset(8, split="test")  # the data module's default 64 x 64 images
+    model = load_shapes_classifier()
+    images = torch.stack([dataset[i]["image"] for i in range(8)])
+    labels = torch.stack([dataset[i]["labels"] for i in range(8)])
+    with torch.no_grad():
+        logits = model(images)
+    targets = torch.where(labels > 0.5, logits, -torch.inf).argmax(1)
+    expected = Saliency(model).attribute(images.clone(), target=targets).mean(1)
+    for i in shards.sample_ids():
+        assert int(shards[i]["target"]) == int(targets[i])
+        assert torch.allclose(shards[i]["attribution"][0], expected[i], atol=1e-6)
+
+
 def test_cli_layer_method_with_a_model_class_path(tmp_path):
     out = tmp_path / "gradcam"
     main(
