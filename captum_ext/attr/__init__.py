@@ -1,6 +1,8 @@
 """Captum-compatible attribution methods (one per module, re-exported here)."""
 
 from captum_ext.attr._base import MaskAttribution
+from captum_ext.attr.dssr import DSSR
+from captum_ext.attr.fgvis import FGVis
 from captum_ext.attr.random_baseline import RandomAttribution
 
-__all__ = ["MaskAttribution", "RandomAttribution"]
+__all__ = ["DSSR", "FGVis", "MaskAttribution", "RandomAttribution"]
