@@ -120,6 +120,11 @@ class FGVis(MaskAttribution):
         Seed of the mask initialisation (and of random fillers) when ``attribute`` gets
         no ``generator``.
 
+    Attributes
+    ----------
+    chosen_lambda : Tensor
+        After a call, the ``(N,)`` lambda each example's result was obtained with.
+
     Notes
     -----
     Examples never interact: every example has its own mask, its own gradient
@@ -172,6 +177,7 @@ class FGVis(MaskAttribution):
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise TypeError(f"`seed` must be an int, got {type(seed).__name__}")
         self.seed = seed
+        self.chosen_lambda: Optional[Tensor] = None
 
     @log_usage()
     def attribute(
@@ -273,6 +279,7 @@ class FGVis(MaskAttribution):
         num_examples = inputs.shape[0]
         clean_top1 = clean.argmax(dim=1)
         result = init.clone()
+        chosen = torch.empty(num_examples, dtype=inputs.dtype, device=inputs.device)
         rows = torch.arange(num_examples, device=inputs.device)
         total = len(lambdas) * self.iterations
         with tqdm(total=total, desc="FGVis", disable=not show_progress) as progress:
@@ -283,6 +290,7 @@ class FGVis(MaskAttribution):
                 x, r = inputs[rows], reference[rows]
                 mask = self._optimise(x, r, target[rows], init[rows], lam, args, gate, progress)
                 result[rows] = mask
+                chosen[rows] = lam
                 if stage == len(lambdas) - 1:
                     break
                 with torch.no_grad():
@@ -291,6 +299,7 @@ class FGVis(MaskAttribution):
                 rows = rows[~done]  # one synchronisation per lambda
                 if rows.numel() == 0:
                     break
+        self.chosen_lambda = chosen
         return result
 
     def _perturbed_forward(
