@@ -38,6 +38,11 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
         "mask_localisation",
         "pointing game and continuous IoU of FGVis, DSSR+ and GradCAM (shapes world)",
     ),
+    "evaluate": (
+        "captum_ext.cli.evaluate",
+        "main",
+        "evaluate attribution methods on the shapes world (metric table, figure)",
+    ),
 }
 
 
