@@ -33,11 +33,6 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
         "reference_entropy",
         "FGVis Table A2: softmax entropy of the fillers' reference images",
     ),
-    "mask-localisation": (
-        "captum_ext.cli.mask_experiments",
-        "mask_localisation",
-        "pointing game and continuous IoU of FGVis, DSSR+ and GradCAM (shapes world)",
-    ),
     "evaluate": (
         "captum_ext.cli.evaluate",
         "main",

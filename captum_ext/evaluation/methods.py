@@ -21,7 +21,7 @@ from captum.attr import Attribution, IntegratedGradients, Occlusion
 from torch import nn
 
 from captum_ext._utils.scores import check_score
-from captum_ext.attr import RandomAttribution, UpsampledLayerGradCam
+from captum_ext.attr import DSSR, FGVis, RandomAttribution, UpsampledLayerGradCam
 from captum_ext.fillers.image_space import ImageSpace
 
 
@@ -117,12 +117,40 @@ def random_baseline(ctx: MethodContext) -> MethodSpec:
     return MethodSpec("Random", RandomAttribution, {}, batch_size=64)
 
 
+#: FGVis's L1 weight in the evaluation (fixed; the supplement's line search is optional).
+FGVIS_EVAL_LAMBDA = 1e-4
+
+
+def fgvis(game: str) -> MethodFactory:
+    """:class:`~captum_ext.attr.FGVis` with the defence, 500 iterations, a fixed lambda."""
+
+    def factory(ctx: MethodContext) -> MethodSpec:
+        return MethodSpec(
+            f"FGVis ({game})",
+            lambda model: FGVis(model, game=game, lambda_=FGVIS_EVAL_LAMBDA, score=ctx.score),
+            {},
+            batch_size=32,
+        )
+
+    return factory
+
+
+def dssr_plus(ctx: MethodContext) -> MethodSpec:
+    """:class:`~captum_ext.attr.DSSR` (DSSR+), uniform noise in the classifier's pixel space."""
+    return MethodSpec(
+        "DSSR+", lambda model: DSSR(model, space=ctx.space, score=ctx.score), {}, batch_size=32
+    )
+
+
 #: Registered methods, in report order: name -> factory.
 METHODS: Dict[str, MethodFactory] = {
     "occlusion": occlusion,
     "gradcam": gradcam,
     "integrated_gradients": integrated_gradients,
     "random": random_baseline,
+    "fgvis_deletion": fgvis("deletion"),
+    "fgvis_preservation": fgvis("preservation"),
+    "dssr_plus": dssr_plus,
 }
 
 #: The Captum baselines every report shows.

@@ -8,16 +8,15 @@ and the entropy (nats) of the softmax over the classifier's outputs is averaged.
 
 from __future__ import annotations
 
-import math
 from typing import Dict, Mapping, Optional
 
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from captum_ext._utils.scores import entropy
 from captum_ext.data.samples import collate_samples
 from captum_ext.fillers import Blur, Constant, Filler, GaussianNoise, ImageSpace, UniformNoise
+from captum_ext.metrics import max_entropy, reference_entropy
 
 
 class Identity(Filler):
@@ -44,7 +43,6 @@ def table_a2_fillers(space: ImageSpace) -> Dict[str, Filler]:
     }
 
 
-@torch.no_grad()
 def reference_entropies(
     model: nn.Module,
     dataset: Dataset,
@@ -73,25 +71,18 @@ def reference_entropies(
         ``{name: {"mean": ..., "std": ..., "count": ...}}`` plus ``"maximum (K classes)"``.
     """
     device = next(model.parameters()).device
-    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_samples)
-    generator = torch.Generator().manual_seed(seed)
-    values: Dict[str, list] = {name: [] for name in fillers}
-    num_classes = None
-    for batch in loader:
-        images = batch["image"].to(device)
-        for name, filler in fillers.items():
-            reference = filler.reference(images, generator=generator)
-            probabilities = model(reference).softmax(dim=1)
-            num_classes = probabilities.shape[1]
-            values[name].append(entropy(probabilities).cpu())
+    loader = DataLoader(dataset, batch_size=len(dataset), collate_fn=collate_samples)
+    images = next(iter(loader))["image"].to(device)
     result = {}
-    for name, chunks in values.items():
-        h = torch.cat(chunks)
+    for name, filler in fillers.items():
+        generator = torch.Generator().manual_seed(seed)
+        h = reference_entropy(model, images, filler, batch_size=batch_size, generator=generator)
         result[name] = {"mean": float(h.mean()), "std": float(h.std()), "count": h.numel()}
-    if num_classes is not None:
-        result[f"maximum ({num_classes} classes)"] = {
-            "mean": math.log(num_classes), "std": 0.0, "count": 0,
-        }
+    with torch.no_grad():
+        num_classes = model(images[:1]).shape[1]
+    result[f"maximum ({num_classes} classes)"] = {
+        "mean": max_entropy(num_classes), "std": 0.0, "count": 0,
+    }
     return result
 
 
