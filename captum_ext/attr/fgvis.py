@@ -257,7 +257,7 @@ class FGVis(MaskAttribution):
         additional_forward_args: Tuple[Any, ...],
     ) -> Tensor:
         """Logits of the clean inputs; with the defence, also records the ReLU bounds."""
-        run = lambda: self._forward(inputs, additional_forward_args)  # noqa: E731
+        run = lambda: self._forward(inputs, additional_forward_args)
         if gate is not None:
             return gate.record(run)
         with torch.no_grad():

@@ -172,7 +172,7 @@ def hallucination_markdown(result: Mapping[str, Any], model_name: str = "shapes 
     lines = [
         "Generation game, lambda = 0: fraction of classes that become top-1 (Table A1).",
         "",
-        f"| setting | classes tried | No Defense | Defended |",
+        "| setting | classes tried | No Defense | Defended |",
         "|---|---|---|---|",
     ]
     for name, s in summary.items():

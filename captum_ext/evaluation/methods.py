@@ -137,7 +137,10 @@ def fgvis_deletion(ctx: MethodContext) -> MethodSpec:
 
 
 def fgvis_preservation(ctx: MethodContext) -> MethodSpec:
-    """:class:`~captum_ext.attr.FGVis`, preservation game, defence on, 500 iterations, lambda 1e-4."""
+    """:class:`~captum_ext.attr.FGVis`, preservation game, defence on, 500 iterations.
+
+    Scored with the run's score (sigmoid for the shapes classifier), lambda 1e-4.
+    """
     return MethodSpec(
         "FGVis (preservation)",
         lambda model: FGVis(model, game="preservation", lambda_=1e-4, score=ctx.score),

@@ -8,7 +8,7 @@ and the entropy (nats) of the softmax over the classifier's outputs is averaged.
 
 from __future__ import annotations
 
-from typing import Dict, Mapping, Optional
+from typing import Dict, Mapping
 
 import torch
 from torch import Tensor, nn

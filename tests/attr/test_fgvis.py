@@ -162,9 +162,7 @@ def test_additional_forward_args_follow_the_stopped_examples():
 
 
 def test_sigmoid_score_objective():
-    model = linear_model()
-    x = torch.randn(1, 3, 8, 8)
-    method = FGVis(model, game="preservation", score="sigmoid", defense=False)
+    method = FGVis(linear_model(), game="preservation", score="sigmoid", defense=False)
     logits = torch.tensor([[0.5, -1.0, 2.0]])
     mask = torch.ones(1, 1, 2, 2)
     loss = method._objective(logits, torch.tensor([1]), mask, 0.1, keep_game=True)

@@ -54,7 +54,8 @@ def test_hallucination_rates_count_final_top1(classifier):
     assert rows and all(isinstance(r["generated_with_defense"], bool) for r in rows)
     s = result["summary"]["black/mid-grey"]
     assert s["classes_tried"] == len(rows)
-    assert s["rate_without_defense"] == sum(r["generated_without_defense"] for r in rows) / len(rows)
+    generated = sum(r["generated_without_defense"] for r in rows)
+    assert s["rate_without_defense"] == generated / len(rows)
     assert "| black | mid-grey |" in hallucination_markdown(result)
 
 
