@@ -22,6 +22,7 @@ from torch import nn
 
 from captum_ext._utils.scores import check_score
 from captum_ext.attr import DSSR, FGVis, RandomAttribution, UpsampledLayerGradCam
+from captum_ext.fillers.constant import Constant
 from captum_ext.fillers.image_space import ImageSpace
 
 
@@ -156,6 +157,21 @@ def dssr_plus(ctx: MethodContext) -> MethodSpec:
     )
 
 
+def dssr_plus_mean_fill(ctx: MethodContext) -> MethodSpec:
+    """DSSR+ with ``Constant(0)`` (the dataset mean colour) instead of uniform noise.
+
+    Differs from the paper: for classifiers that are confident on noise (the shapes
+    classifier's softmax entropy on U(0, 1) noise is 0.11 nats of 1.79) the noise
+    reference makes DSSR+'s mask collapse to all background on about half the pairs.
+    """
+    return MethodSpec(
+        "DSSR+ (mean-colour reference)",
+        lambda model: DSSR(model, filler=Constant(0.0), score=ctx.score),
+        {},
+        batch_size=32,
+    )
+
+
 #: Registered methods, in report order: name -> factory.
 METHODS: Dict[str, MethodFactory] = {
     "occlusion": occlusion,
@@ -165,6 +181,7 @@ METHODS: Dict[str, MethodFactory] = {
     "fgvis_deletion": fgvis_deletion,
     "fgvis_preservation": fgvis_preservation,
     "dssr_plus": dssr_plus,
+    "dssr_plus_mean_fill": dssr_plus_mean_fill,
 }
 
 #: The Captum baselines every report shows.

@@ -114,8 +114,10 @@ def test_cli_commands_write_markdown_and_json(tmp_path):
 
 def test_registry_builds_fgvis_and_dssr(classifier):
     specs = default_methods(32, score="sigmoid", space=shapes_space(),
-                            include=["fgvis_deletion", "fgvis_preservation", "dssr_plus"])
-    assert [s.name for s in specs] == ["FGVis (deletion)", "FGVis (preservation)", "DSSR+"]
+                            include=["fgvis_deletion", "fgvis_preservation", "dssr_plus",
+                                     "dssr_plus_mean_fill"])
+    assert [s.name for s in specs] == [
+        "FGVis (deletion)", "FGVis (preservation)", "DSSR+", "DSSR+ (mean-colour reference)"]
     x = torch.randn(2, 3, 32, 32)
     for spec in specs:
         method = spec.build(classifier)
