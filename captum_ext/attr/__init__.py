@@ -1,10 +1,14 @@
 """Captum-compatible attribution methods (one per module, re-exported here)."""
 
 from captum_ext.attr._base import MaskAttribution
+from captum_ext.attr.dssr import DSSR
+from captum_ext.attr.fgvis import FGVis
 from captum_ext.attr.random_baseline import RandomAttribution
 from captum_ext.attr.upsampled_gradcam import UpsampledLayerGradCam, default_gradcam_layer
 
 __all__ = [
+    "DSSR",
+    "FGVis",
     "MaskAttribution",
     "RandomAttribution",
     "UpsampledLayerGradCam",

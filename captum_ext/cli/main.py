@@ -23,6 +23,16 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
         "check_classifier",
         "print the classifier's clean / object-only / object-removed exact-match",
     ),
+    "hallucination": (
+        "captum_ext.cli.mask_experiments",
+        "hallucination",
+        "FGVis Table A1: classes generated from a blank image, with / without defence",
+    ),
+    "reference-entropy": (
+        "captum_ext.cli.mask_experiments",
+        "reference_entropy",
+        "FGVis Table A2: softmax entropy of the fillers' reference images",
+    ),
     "evaluate": (
         "captum_ext.cli.evaluate",
         "main",
