@@ -236,7 +236,10 @@ class FGVis(MaskAttribution):
             generator = torch.Generator().manual_seed(self.seed)
         reference = validated_reference(self.filler, inputs, generator)
         (low, high), _, output_is_complement = GAMES[self.game]
-        init = low + (high - low) * random_like(inputs[:, :1], "uniform", generator)
+        # One noise field shared by the batch: an image's result does not depend on its
+        # position in the batch (nor on the batch size).
+        noise = random_like(inputs[:1, :1], "uniform", generator)
+        init = (low + (high - low) * noise).expand(inputs.shape[0], -1, -1, -1)
 
         with contextlib.ExitStack() as stack:
             gate = None

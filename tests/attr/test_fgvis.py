@@ -37,7 +37,8 @@ def test_one_step_matches_hand_computation(game, low):
     model = linear_model()
     x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
     r = torch.full_like(x, 0.3)
-    init = low + 0.01 * torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(7))
+    noise = torch.rand(1, 1, 8, 8, generator=torch.Generator().manual_seed(7))
+    init = low + 0.01 * noise.expand(2, -1, -1, -1)
     target = torch.tensor([0, 2])
     method = FGVis(model, game=game, filler=Constant(0.3), lambda_=1e-2, iterations=1,
                    defense=False)
@@ -73,11 +74,12 @@ def test_lambda_search_per_example_and_batch_independence():
     grid = torch.tensor(LAMBDA_SEARCH)
     assert all(torch.isclose(grid, c, rtol=1e-5, atol=0).any() for c in chosen)
     assert len(set(chosen.tolist())) > 1, "examples should stop at different lambdas"
-    alone = method.attribute(x[:1], target=target[:1], return_map=True)
-    assert method.chosen_lambda[0] == chosen[0]
-    torch.testing.assert_close(alone, batch[:1], atol=1e-5, rtol=0)
-    prefix = method.attribute(x[:3], target=target[:3], return_map=True)
-    torch.testing.assert_close(prefix, batch[:3], atol=1e-5, rtol=0)
+    for i in range(5):  # every position, alone and in the batch
+        alone = method.attribute(x[i : i + 1], target=target[i : i + 1], return_map=True)
+        assert method.chosen_lambda[0] == chosen[i]
+        torch.testing.assert_close(alone, batch[i : i + 1], atol=1e-5, rtol=0)
+    subset = method.attribute(x[[3, 1]], target=target[[3, 1]], return_map=True)
+    torch.testing.assert_close(subset, batch[[3, 1]], atol=1e-5, rtol=0)
 
 
 def test_stopping_rule_matches_final_prediction():
