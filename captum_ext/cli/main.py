@@ -18,6 +18,11 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
         "train_classifier",
         "train the shapes-world classifier (LightningCLI)",
     ),
+    "train-explainer": (
+        "captum_ext.cli.commands",
+        "train_explainer",
+        "train a learned Explainer against a frozen classifier (LightningCLI)",
+    ),
     "check-classifier": (
         "captum_ext.cli.commands",
         "check_classifier",
