@@ -3,5 +3,12 @@
 from captum_ext.attr._base import MaskAttribution
 from captum_ext.attr.explainer import ExplainerAttribution
 from captum_ext.attr.random_baseline import RandomAttribution
+from captum_ext.attr.upsampled_gradcam import UpsampledLayerGradCam, default_gradcam_layer
 
-__all__ = ["ExplainerAttribution", "MaskAttribution", "RandomAttribution"]
+__all__ = [
+    "ExplainerAttribution",
+    "MaskAttribution",
+    "RandomAttribution",
+    "UpsampledLayerGradCam",
+    "default_gradcam_layer",
+]
