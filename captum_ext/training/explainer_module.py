@@ -9,6 +9,7 @@ from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 
 from captum_ext._utils.validation import check_choice
+from captum_ext.metrics import continuous_iou, normalize_map, pointing_game, scaled_tolerance
 from captum_ext.models.classifiers import build_classifier
 from captum_ext.models.explainer_nets import build_explainer_net
 from captum_ext.training.explainer_loss import ExplainerLoss, MaskLoss
@@ -26,7 +27,10 @@ class ExplainerModule(LightningModule):
     ``classifier`` / ``classifier_checkpoint``).
 
     Every loss term is logged as ``train/<term>``, ``val/<term>``, ``test/<term>``; early
-    stopping and checkpointing monitor ``val/loss``.
+    stopping and checkpointing monitor ``val/loss``. When validation / test batches carry
+    ground-truth ``masks``, the continuous IoU and pointing accuracy of each present
+    class's mask (normalised as the evaluation harness does) are logged as
+    ``val/iou`` and ``val/pointing`` (for monitoring and tuning; training uses no masks).
 
     Parameters
     ----------
@@ -132,7 +136,10 @@ class ExplainerModule(LightningModule):
         if stage == "train" and self.hparams.hflip:
             flip = torch.rand(images.shape[0], generator=self.generator).to(images.device) < 0.5
             images = torch.where(flip[:, None, None, None], images.flip(-1), images)
-        terms = self.loss(images, labels, self(images), self.classifier, self.generator)
+        mask_logits = self(images)
+        terms = self.loss(images, labels, mask_logits, self.classifier, self.generator)
+        if stage != "train" and "masks" in batch:
+            terms.update(self._mask_scores(batch, mask_logits))
         on_step = stage == "train"
         for name, value in terms.items():
             self.log(
@@ -144,6 +151,22 @@ class ExplainerModule(LightningModule):
                 batch_size=images.shape[0],
             )
         return terms["loss"]
+
+    @staticmethod
+    def _mask_scores(batch: Dict[str, Any], mask_logits: Tensor) -> Dict[str, Tensor]:
+        """IoU and pointing of each (image, present class) mask against its ground truth."""
+        gt = batch["masks"]
+        present = (batch["labels"] > 0.5) & (gt.flatten(2).amax(dim=2) > 0.5)
+        img, cls = present.nonzero(as_tuple=True)
+        if img.numel() == 0:
+            return {}
+        maps = normalize_map(mask_logits[img, cls].sigmoid().unsqueeze(1))
+        valid = batch["valid"][img] if "valid" in batch else None
+        tolerance = scaled_tolerance(min(gt.shape[-2:]))
+        return {
+            "iou": continuous_iou(maps, gt[img, cls], valid).mean(),
+            "pointing": pointing_game(maps, masks=gt[img, cls], tolerance=tolerance).float().mean(),
+        }
 
     def training_step(self, batch: Dict[str, Any], batch_idx: int) -> Tensor:
         return self._step(batch, "train")

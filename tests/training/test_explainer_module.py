@@ -78,6 +78,8 @@ def test_every_loss_term_is_logged(tmp_path):
     for stage in ("train", "val"):
         for term in ExplainerLoss.TERMS + ("loss",):
             assert torch.isfinite(trainer.callback_metrics[f"{stage}/{term}"]), (stage, term)
+    for metric in ("iou", "pointing"):  # the shapes world has ground-truth masks
+        assert 0 <= trainer.callback_metrics[f"val/{metric}"] <= 1
 
 
 def test_rtis_variant_and_schedules_train(tmp_path):
