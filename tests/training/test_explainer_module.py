@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import yaml
 from lightning.pytorch import Callback, Trainer
 
 from captum_ext.cli.main import main
@@ -140,3 +141,23 @@ def test_train_explainer_cli_exports_and_resumes(tmp_path):
     assert torch.allclose(method.class_masks(x), from_lightning.class_masks(x), atol=2e-3)
     main(common + ["--trainer.max_epochs=2", f"--ckpt_path={ckpt}"])
     assert len(list((tmp_path / "lightning_logs").glob("version_1/checkpoints/epoch=1*.ckpt"))) == 1
+
+
+@pytest.mark.parametrize(
+    "preset, l_e, lr",
+    [("explainer_vgg16_voc", 1.0, 1e-5), ("explainer_resnet50_voc", 3.0, 1e-4),
+     ("explainer_vgg16_coco", 1.0, 1e-5), ("explainer_resnet50_coco", 3.0, 1e-5),
+     ("shapes_explainer", None, None)],
+)
+def test_presets_parse(preset, l_e, lr, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train-explainer", "--preset", preset, "--print_config"])
+    assert exit_info.value.code in (0, None)
+    config = yaml.safe_load(capsys.readouterr().out)
+    callbacks = [c["class_path"] for c in config["trainer"]["callbacks"]]
+    assert "lightning.pytorch.callbacks.EarlyStopping" in callbacks
+    assert "lightning.pytorch.callbacks.ModelCheckpoint" in callbacks
+    if l_e is not None:
+        model = config["model"]
+        assert model["loss"]["init_args"]["l_e"] == l_e and model["lr"] == lr
+        assert model["arch"] == "deeplabv3_resnet50"
