@@ -8,6 +8,7 @@ network from the small ``config`` dict stored in checkpoints.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional, Union
 
@@ -115,6 +116,10 @@ class UNet(nn.Module):
         Number of down-sampling stages.
     in_channels : int
         Input channels.
+    mask_prior : float, optional
+        Initial mask value: the output bias starts at ``logit(mask_prior)`` so that
+        training starts from small masks (e.g. 0.1, the typical object area) instead of
+        0.5 everywhere (PyTorch's default initialisation).
 
     Examples
     --------
@@ -123,7 +128,12 @@ class UNet(nn.Module):
     """
 
     def __init__(
-        self, num_classes: int, width: int = 32, depth: int = 3, in_channels: int = 3
+        self,
+        num_classes: int,
+        width: int = 32,
+        depth: int = 3,
+        in_channels: int = 3,
+        mask_prior: Optional[float] = None,
     ) -> None:
         super().__init__()
         check_positive_int(num_classes, "num_classes")
@@ -138,6 +148,10 @@ class UNet(nn.Module):
             [_conv_block(widths[i + 1] + widths[i], widths[i]) for i in reversed(range(depth))]
         )
         self.head = nn.Conv2d(widths[0], num_classes, 1)
+        if mask_prior is not None:
+            if not 0.0 < mask_prior < 1.0:
+                raise ValueError(f"`mask_prior` must be in (0, 1), got {mask_prior}")
+            nn.init.constant_(self.head.bias, math.log(mask_prior / (1.0 - mask_prior)))
 
     def forward(self, x: Tensor) -> Tensor:
         skips = []
@@ -209,9 +223,11 @@ def lraspp_mobilenet_v3_large_explainer(
     return net
 
 
-def unet_explainer(num_classes: int, width: int = 32, depth: int = 3) -> nn.Module:
+def unet_explainer(
+    num_classes: int, width: int = 32, depth: int = 3, mask_prior: Optional[float] = None
+) -> nn.Module:
     """The built-in :class:`UNet`, for CPU work."""
-    return UNet(num_classes, width=width, depth=depth)
+    return UNet(num_classes, width=width, depth=depth, mask_prior=mask_prior)
 
 
 #: Architecture name -> factory ``f(num_classes, **kwargs) -> nn.Module``.
