@@ -38,6 +38,11 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
         "main",
         "evaluate attribution methods on the shapes world (metric table, figure)",
     ),
+    "attribute-dataset": (
+        "captum_ext.cli.attribute_dataset",
+        "attribute_dataset",
+        "write attributions of a whole dataset in shards (trainer.predict, resumable)",
+    ),
 }
 
 

@@ -209,5 +209,7 @@ def default_methods(
     names = list(DEFAULT_METHODS if include is None else include)
     unknown = [n for n in names if n not in METHODS]
     if unknown:
-        raise ValueError(f"`include` has unknown methods {unknown}; available: {available_methods()}")
+        raise ValueError(
+            f"`include` has unknown methods {unknown}; available: {available_methods()}"
+        )
     return [METHODS[name](ctx) for name in names]
