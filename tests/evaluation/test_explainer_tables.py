@@ -84,3 +84,19 @@ def test_diagonal_ratio_and_report(setup, tmp_path):
     text = paths["markdown"].read_text()
     assert "Table 1" in text and "| ↑ IoU |" in text and "G.T." in text
     assert not math.isnan(payload["table1_diagonal_ratio"]["Oracle"])
+
+
+def test_registry_explainer_method_loads_a_checkpoint(tmp_path):
+    from captum_ext.evaluation.methods import METHODS, MethodContext, explainer_method
+    from captum_ext.training.export import save_weights
+
+    net = build_explainer_net("unet", 4, width=4, depth=1)
+    path = save_weights(tmp_path / "e.pt", net.config, net.state_dict())
+    spec = explainer_method(str(path), name="Mine")(MethodContext((16, 16)))
+    method = spec.build(TinyCNN(4).eval())
+    assert spec.name == "Mine" and isinstance(method, ExplainerAttribution)
+    x = torch.rand(2, 3, 16, 16)
+    assert method.attribute(x, target=1).shape == x.shape
+    assert {"explainer", "rtis"} <= set(METHODS)
+    with pytest.raises(ValueError, match="variant"):
+        explainer_method(str(path), variant="other")(MethodContext((16, 16))).build(TinyCNN(4))
