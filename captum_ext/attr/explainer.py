@@ -152,6 +152,8 @@ class ExplainerAttribution(MaskAttribution):
         Tensor
             Masks in [0, 1], shaped like ``inputs`` (or ``(N, 1, H, W)``).
         """
+        # Checked here so that the error names the explainer (the base names forward_func).
+        check_model_device(self.explainer, check_inputs(inputs), "explainer")
         return self._run(inputs, target, additional_forward_args, return_map)
 
     def class_masks(self, inputs: Tensor) -> Tensor:
@@ -180,7 +182,6 @@ class ExplainerAttribution(MaskAttribution):
     def _attribute_map(
         self, inputs: Tensor, target: TargetLike, additional_forward_args: Tuple[Any, ...], **_: Any
     ) -> Tensor:
-        check_model_device(self.explainer, inputs, "explainer")
         with preserved_state([self.explainer], eval_mode=True), torch.no_grad():
             logits = self.explainer(inputs)
         num_classes = logits.shape[1]

@@ -94,7 +94,7 @@ def test_bad_inputs_are_rejected(net, images):
     with pytest.raises(TypeError, match="explainer"):
         ExplainerAttribution(None, "unet")
     on_meta = ExplainerAttribution(None, build_explainer_net("unet", 4, width=4, depth=1).to("meta"))
-    with pytest.raises(ValueError, match="same device"):
+    with pytest.raises(ValueError, match="`explainer` is on meta"):
         on_meta.attribute(images, target=0)
     with pytest.raises(ValueError, match="explainer"):
         on_meta.class_masks(images)
