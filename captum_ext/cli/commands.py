@@ -17,6 +17,20 @@ def train_classifier(argv: List[str]) -> None:
     run_training(ClassifierModule, ShapesDataModule, argv)
 
 
+def train_explainer(argv: List[str]) -> None:
+    """``captum-ext train-explainer --preset NAME [LightningCLI options]``.
+
+    Trains a learned Explainer (Stalder et al. 2022) against a frozen classifier; the data
+    module is chosen in the config (``data.class_path``: shapes world, VOC-2007, COCO-2014).
+    """
+    from lightning.pytorch import LightningDataModule
+
+    from captum_ext.cli.lightning_cli import run_training
+    from captum_ext.training.explainer_module import ExplainerModule
+
+    run_training(ExplainerModule, LightningDataModule, argv, subclass_mode_data=True)
+
+
 def _check_classifier(
     checkpoint: Optional[str] = None,
     num_images: int = 1000,

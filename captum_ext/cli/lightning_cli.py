@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib.resources import files
 from pathlib import Path
-from typing import List, Optional, Type
+from typing import Any, List, Optional, Type
 
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -62,10 +62,13 @@ def run_training(
     model_class: Type[LightningModule],
     datamodule_class: Type[LightningDataModule],
     argv: List[str],
+    **cli_kwargs: Any,
 ) -> TrainingCLI:
     """Parse ``argv`` (``--preset``, ``--config``, any option), fit, and export.
 
-    Returns the CLI object (its ``trainer`` and ``model`` hold the results).
+    ``cli_kwargs`` go to ``LightningCLI`` (e.g. ``subclass_mode_data=True`` to choose
+    the data module in the config with ``class_path``). Returns the CLI object (its
+    ``trainer`` and ``model`` hold the results).
     """
     cli = TrainingCLI(
         model_class,
@@ -74,6 +77,7 @@ def run_training(
         run=False,
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
+        **cli_kwargs,
     )
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.get("ckpt_path"))
     export = cli.config.get("export")

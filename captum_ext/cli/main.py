@@ -18,6 +18,16 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
         "train_classifier",
         "train the shapes-world classifier (LightningCLI)",
     ),
+    "train-explainer": (
+        "captum_ext.cli.commands",
+        "train_explainer",
+        "train a learned Explainer against a frozen classifier (LightningCLI)",
+    ),
+    "evaluate-explainer": (
+        "captum_ext.cli.evaluate_explainer",
+        "main",
+        "Explainer vs baselines on the shapes world: metric table, Stalder Tables 1-2",
+    ),
     "check-classifier": (
         "captum_ext.cli.commands",
         "check_classifier",

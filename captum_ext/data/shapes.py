@@ -47,6 +47,8 @@ class ShapesDataset(Dataset):
     normalize : bool
         Return images normalised with :data:`SHAPES_MEAN` / :data:`SHAPES_STD` (the
         classifier's input space); otherwise pixels in [0, 1].
+    max_objects : int
+        Up to this many objects per image (1-3 by default).
 
     Examples
     --------
@@ -64,6 +66,7 @@ class ShapesDataset(Dataset):
         seed: int = 0,
         split: str = "train",
         normalize: bool = True,
+        max_objects: int = 3,
     ) -> None:
         if split not in SPLIT_OFFSETS:
             raise ValueError(f"`split` must be one of {tuple(SPLIT_OFFSETS)}, got {split!r}")
@@ -72,7 +75,8 @@ class ShapesDataset(Dataset):
         self.class_names = SHAPE_NAMES[:num_classes]
         self.space = shapes_space() if normalize else ImageSpace()
         batch = generate_shapes(
-            num_images, image_size, num_classes, seed=seed + SPLIT_OFFSETS[split]
+            num_images, image_size, num_classes, seed=seed + SPLIT_OFFSETS[split],
+            max_objects=max_objects,
         )
         self.images = batch.images
         self.instances = batch.instances
@@ -117,6 +121,11 @@ class ShapesDataModule(LightningDataModule):
         Batch size of every loader.
     num_workers : int
         DataLoader workers (0 is fine: samples are precomputed).
+    max_objects : int
+        Up to this many objects per image.
+    train_max_objects : int, optional
+        Up to this many objects per *training* image (default ``max_objects``); e.g. 1
+        trains on single-object scenes while validating and testing on the usual ones.
 
     Examples
     --------
@@ -136,6 +145,8 @@ class ShapesDataModule(LightningDataModule):
         num_test: int = 1000,
         batch_size: int = 64,
         num_workers: int = 0,
+        max_objects: int = 3,
+        train_max_objects: Optional[int] = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -145,7 +156,12 @@ class ShapesDataModule(LightningDataModule):
 
     def _dataset(self, split: str, size: int) -> ShapesDataset:
         hp = self.hparams
-        return ShapesDataset(size, hp.image_size, hp.num_classes, hp.seed, split)
+        objects = hp.max_objects
+        if split == "train" and hp.train_max_objects is not None:
+            objects = hp.train_max_objects
+        return ShapesDataset(
+            size, hp.image_size, hp.num_classes, hp.seed, split, max_objects=objects
+        )
 
     def setup(self, stage: Optional[str] = None) -> None:
         if stage in (None, "fit") and self.train_set is None:

@@ -172,8 +172,46 @@ def dssr_plus_mean_fill(ctx: MethodContext) -> MethodSpec:
     )
 
 
+def explainer_method(
+    checkpoint: Optional[str] = None, name: str = "Explainer", variant: str = "explainer"
+) -> MethodFactory:
+    """Factory of a learned-Explainer method (:class:`~captum_ext.attr.ExplainerAttribution`).
+
+    Parameters
+    ----------
+    checkpoint : str, optional
+        An Explainer weights file or Lightning checkpoint for the evaluated classifier;
+        default the shipped shapes-world network of ``variant``.
+    name : str
+        Row label.
+    variant : {"explainer", "rtis"}
+        Which shipped shapes-world network (trained with the Explainer or the RTIS loss).
+
+    Examples
+    --------
+    >>> spec = explainer_method(name="RTIS", variant="rtis")(MethodContext((64, 64)))
+    >>> spec.name, spec.batch_size
+    ('RTIS', 64)
+    """
+
+    def factory(ctx: MethodContext) -> MethodSpec:
+        def build(model: nn.Module) -> Attribution:
+            from captum_ext.attr import ExplainerAttribution
+            from captum_ext.models.pretrained import load_shapes_explainer
+
+            device = next(iter(model.parameters())).device
+            net = load_shapes_explainer(checkpoint, device=device, variant=variant)
+            return ExplainerAttribution(model, net)
+
+        return MethodSpec(name, build, {}, batch_size=64)
+
+    return factory
+
+
 #: Registered methods, in report order: name -> factory.
 METHODS: Dict[str, MethodFactory] = {
+    "explainer": explainer_method(),
+    "rtis": explainer_method(name="RTIS", variant="rtis"),
     "occlusion": occlusion,
     "gradcam": gradcam,
     "integrated_gradients": integrated_gradients,

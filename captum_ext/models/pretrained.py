@@ -48,3 +48,40 @@ def load_shapes_classifier(
     model = ShapesClassifier(**payload["config"])
     model.load_state_dict(payload["state_dict"])
     return model.to(device).eval()
+
+
+def load_shapes_explainer(
+    path: Optional[PathLike] = None,
+    device: Union[str, torch.device] = "cpu",
+    variant: str = "explainer",
+):
+    """The trained shapes-world Explainer network, in eval mode.
+
+    Parameters
+    ----------
+    path : path, optional
+        A weights file written by ``captum-ext train-explainer --export`` (or a
+        Lightning checkpoint); default the shipped checkpoint.
+    device : str or torch.device
+        Where to put the network.
+    variant : {"explainer", "rtis"}
+        The shipped network trained with the Explainer loss (default) or with the RTIS
+        loss (the paper's baseline).
+
+    Returns
+    -------
+    SegmentationExplainer
+        Maps ``(N, 3, H, W)`` shapes-world inputs to ``(N, 6, H, W)`` logits.
+
+    Examples
+    --------
+    >>> net = load_shapes_explainer()
+    >>> net(torch.zeros(1, 3, 64, 64)).shape
+    torch.Size([1, 6, 64, 64])
+    """
+    from captum_ext.models.explainer_nets import load_explainer_net
+
+    names = {"explainer": "shapes_explainer", "rtis": "shapes_explainer_rtis"}
+    if variant not in names:
+        raise ValueError(f"`variant` must be one of {tuple(names)}, got {variant!r}")
+    return load_explainer_net(path or checkpoint_path(names[variant]), map_location=device)

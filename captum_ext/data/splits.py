@@ -1,0 +1,47 @@
+"""A ``LightningDataModule`` base for datasets with train / val / test splits on disk."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader, Dataset
+
+from captum_ext.data.samples import collate_samples
+
+
+class SplitDataModule(LightningDataModule):
+    """Loaders over ``train_set`` / ``val_set`` / ``test_set``, batched with :func:`collate_samples`.
+
+    Subclasses build the three datasets in :meth:`setup`; they must save ``batch_size``
+    and ``num_workers`` as hyperparameters.
+    """
+
+    train_set: Optional[Dataset] = None
+    val_set: Optional[Dataset] = None
+    test_set: Optional[Dataset] = None
+
+    def _loader(self, dataset: Optional[Dataset], shuffle: bool) -> DataLoader:
+        if dataset is None:
+            raise RuntimeError("call setup() before asking for a dataloader")
+        return DataLoader(
+            dataset,
+            batch_size=self.hparams.batch_size,
+            shuffle=shuffle,
+            num_workers=self.hparams.num_workers,
+            collate_fn=collate_samples,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, shuffle=False)
