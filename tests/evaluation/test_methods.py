@@ -8,12 +8,14 @@ from torchvision.models import resnet18
 
 from captum_ext.attr import UpsampledLayerGradCam, default_gradcam_layer
 from captum_ext.evaluation import METHODS, MethodSpec, available_methods, default_methods
+from captum_ext.evaluation.methods import DEFAULT_METHODS
 from captum_ext.models.shapes_classifier import ShapesClassifier
 from tests.conftest import TinyCNN
 
 
 def test_default_methods_scale_with_image_size():
-    assert available_methods()[:4] == ["occlusion", "gradcam", "integrated_gradients", "random"]
+    baselines = ["occlusion", "gradcam", "integrated_gradients", "random"]
+    assert list(DEFAULT_METHODS) == baselines and set(baselines) <= set(available_methods())
     for size, window, stride in ((32, 4, 2), (64, 8, 4), (224, 28, 14)):
         occlusion = default_methods(size, include=["occlusion"])[0]
         assert occlusion.attribute_kwargs["sliding_window_shapes"] == (3, window, window)
