@@ -1,6 +1,9 @@
 """Captum-compatible attribution methods (one per module, re-exported here)."""
 
 from captum_ext.attr._base import MaskAttribution
+from captum_ext.attr.mp2 import MP2
 from captum_ext.attr.random_baseline import RandomAttribution
+from captum_ext.attr.sliding_patch import SlidingPatch
+from captum_ext.attr.superpixel_lime import SuperpixelLime
 
-__all__ = ["MaskAttribution", "RandomAttribution"]
+__all__ = ["MP2", "MaskAttribution", "RandomAttribution", "SlidingPatch", "SuperpixelLime"]

@@ -18,6 +18,11 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
         "train_classifier",
         "train the shapes-world classifier (LightningCLI)",
     ),
+    "train-inpainter": (
+        "captum_ext.cli.commands",
+        "train_inpainter",
+        "train the mask-aware inpainting U-Net on random holes (LightningCLI)",
+    ),
     "check-classifier": (
         "captum_ext.cli.commands",
         "check_classifier",
