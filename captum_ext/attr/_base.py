@@ -46,6 +46,16 @@ class MaskAttribution(PerturbationAttribution, abc.ABC):
         How outputs become the score being preserved or deleted (SPEC section 1).
     """
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        attribute = cls.__dict__.get("attribute")
+        # NoiseTunnel calls `attribute.__wrapped__`, which only log_usage provides.
+        if attribute is not None and not hasattr(attribute, "__wrapped__"):
+            raise TypeError(
+                f"{cls.__name__}.attribute must be decorated with captum.log.log_usage() "
+                "(Captum's NoiseTunnel relies on it)"
+            )
+
     def __init__(self, forward_func: Callable[..., Tensor], score: str = "softmax") -> None:
         if not callable(forward_func):
             raise TypeError(

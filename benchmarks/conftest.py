@@ -1,0 +1,94 @@
+"""Shared settings of the benchmark suites.
+
+Quick mode (default) uses tiny sizes so the whole suite runs in CI in minutes;
+``--bench-mode full`` uses the paper's set-up (224 x 224, VGG-16 / ResNet-50 classifiers,
+DeepLabV3-ResNet50 Explainer). The device is CUDA when available, else CPU; timings on
+CUDA are synchronised. ``--channels-last`` and ``--bf16`` are options for CUDA runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import pytest
+import torch
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("captum-ext benchmarks")
+    group.addoption("--bench-mode", choices=("quick", "full"), default="quick",
+                    help="quick: tiny sizes for CI; full: the paper's 224 x 224 set-up")
+    group.addoption("--channels-last", action="store_true", help="channels_last models/inputs")
+    group.addoption("--bf16", action="store_true", help="bf16 autocast (CUDA)")
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    mode: str
+    device: torch.device
+    image_size: int
+    batch_size: int
+    channels_last: bool
+    bf16: bool
+
+    @property
+    def full(self) -> bool:
+        return self.mode == "full"
+
+    def prepare(self, module: torch.nn.Module) -> torch.nn.Module:
+        module = module.to(self.device).eval()
+        if self.channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        return module
+
+    def inputs(self, n: int | None = None, channels: int = 3) -> torch.Tensor:
+        x = torch.randn(n or self.batch_size, channels, self.image_size, self.image_size,
+                        generator=torch.Generator().manual_seed(0)).to(self.device)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+    def synchronised(self, fn: Callable[[], object]) -> Callable[[], object]:
+        """``fn`` wrapped so a timing includes all its GPU work."""
+
+        def run():
+            with self.autocast():
+                out = fn()
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+            return out
+
+        return run
+
+
+@pytest.fixture(scope="session")
+def settings(request: pytest.FixtureRequest) -> BenchSettings:
+    mode = request.config.getoption("--bench-mode")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    full = mode == "full"
+    return BenchSettings(
+        mode=mode,
+        device=device,
+        image_size=224 if full else 32,
+        batch_size=(16 if device.type == "cuda" else 4) if full else 2,
+        channels_last=request.config.getoption("--channels-last"),
+        bf16=request.config.getoption("--bf16"),
+    )
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def throughput(benchmark, images: int) -> float | None:
+    """Images per second from a finished benchmark, None under --benchmark-disable."""
+    stats = getattr(benchmark, "stats", None)
+    if stats is None:
+        return None
+    return images / stats.stats.median
