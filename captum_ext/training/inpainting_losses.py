@@ -3,11 +3,11 @@
 An L1 loss alone pulls the fill to the conditional mean of the missing pixels: a
 smooth patch. On a textured background such a patch keeps the removed object's
 silhouette visible, which a shape classifier reads. The texture loss matches, inside
-each image's (dilated) hole, the mean and covariance of a fixed bank of local
-features: the colour and its finite differences at several scales. Matching the
-covariance of the differences asks the fill to have the background's gradient energy
-and orientation (grain, stripes) rather than to be flat, and including a band around
-the hole penalises seams. This is a cheap, pretrained-network-free stand-in for the
+each image's (dilated) hole, the mean, standard deviation and covariance of a fixed
+bank of local features: the colour and its finite differences at several scales.
+Matching the spread of the differences asks the fill to have the background's gradient
+energy (grain, contrast) and their covariance its orientation (stripes), rather than to
+be flat; including a band around the hole penalises seams. This is a cheap, pretrained-network-free stand-in for the
 Gram-matrix style loss of Liu et al. (2018), which needs an ImageNet VGG.
 """
 
@@ -78,10 +78,11 @@ def texture_loss(
 ) -> Tensor:
     """Distance between the local statistics of ``prediction`` and ``target`` in the holes.
 
-    Both images' features (:func:`local_features`) are summarised by their mean and
-    covariance over each image's holes dilated by ``band`` pixels; the loss is the mean
-    absolute difference of the means plus that of the covariances (the covariance term
-    scaled by 10, since differences of [0, 1] images have small variances).
+    Both images' features (:func:`local_features`) are summarised over each image's holes
+    dilated by ``band`` pixels by their means, standard deviations and covariance. The
+    loss is the mean absolute difference of the means, plus that of the standard
+    deviations (the texture's contrast and grain, in pixel units like an L1 loss), plus
+    10 times that of the covariances (orientation: how the differences co-vary).
 
     Parameters
     ----------
@@ -106,4 +107,10 @@ def texture_loss(
         weight = F.max_pool2d(weight, 2 * band + 1, stride=1, padding=band)
     mean_p, cov_p = masked_moments(local_features(prediction, scales), weight)
     mean_t, cov_t = masked_moments(local_features(target, scales), weight)
-    return (mean_p - mean_t).abs().mean() + 10 * (cov_p - cov_t).abs().mean()
+    std_p = cov_p.diagonal(dim1=1, dim2=2).clamp_min(1e-8).sqrt()
+    std_t = cov_t.diagonal(dim1=1, dim2=2).clamp_min(1e-8).sqrt()
+    return (
+        (mean_p - mean_t).abs().mean()
+        + (std_p - std_t).abs().mean()
+        + 10 * (cov_p - cov_t).abs().mean()
+    )
