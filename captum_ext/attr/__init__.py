@@ -5,5 +5,14 @@ from captum_ext.attr.mp2 import MP2
 from captum_ext.attr.random_baseline import RandomAttribution
 from captum_ext.attr.sliding_patch import SlidingPatch
 from captum_ext.attr.superpixel_lime import SuperpixelLime
+from captum_ext.attr.upsampled_gradcam import UpsampledLayerGradCam, default_gradcam_layer
 
-__all__ = ["MP2", "MaskAttribution", "RandomAttribution", "SlidingPatch", "SuperpixelLime"]
+__all__ = [
+    "MP2",
+    "MaskAttribution",
+    "RandomAttribution",
+    "SlidingPatch",
+    "SuperpixelLime",
+    "UpsampledLayerGradCam",
+    "default_gradcam_layer",
+]

@@ -28,6 +28,11 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
         "check_classifier",
         "print the classifier's clean / object-only / object-removed exact-match",
     ),
+    "evaluate": (
+        "captum_ext.cli.evaluate",
+        "main",
+        "evaluate attribution methods on the shapes world (metric table, figure)",
+    ),
 }
 
 

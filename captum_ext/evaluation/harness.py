@@ -1,0 +1,338 @@
+"""Evaluate attribution methods on image-class pairs of a dataset with ground truth.
+
+Every image is evaluated for every class it contains: the batch of pairs repeats the
+image once per present class, with ``target`` = that class. Each method's map
+(``attribute(...)`` averaged over channels) is scored against the class's ground-truth
+mask with the metrics of :mod:`captum_ext.metrics`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm.auto import tqdm
+
+from captum_ext._utils.model_state import preserved_state
+from captum_ext._utils.scores import check_score
+from captum_ext._utils.validation import check_positive_int
+from captum_ext.data.samples import collate_samples
+from captum_ext.evaluation.methods import MethodSpec
+from captum_ext.fillers.base import Filler
+from captum_ext.fillers.image_space import ImageSpace
+from captum_ext.metrics import (
+    DEFAULT_STEPS,
+    attribution_map,
+    deletion_auc,
+    insertion_auc,
+    normalize_map,
+    pointing_game,
+    saliency_metric,
+    sanity_rows,
+    scaled_tolerance,
+    segmentation_scores,
+)
+
+#: Report columns: key -> (header, higher is better).
+COLUMNS: Dict[str, tuple] = {
+    "pointing": ("Pointing", True),
+    "iou": ("IoU", True),
+    "accuracy": ("Soft acc.", True),
+    "mae": ("MAE", False),
+    "deletion_auc": ("Deletion AUC", False),
+    "insertion_auc": ("Insertion AUC", True),
+    "saliency": ("Saliency", False),
+    "seconds_per_pair": ("s / pair", False),
+}
+SEGMENTATION = ("accuracy", "iou", "mae")
+
+
+@dataclass
+class FigureRows:
+    """What the figure grid shows: the first pairs, their ground truth and maps."""
+
+    images: Tensor  # (R, C, H, W) pixels in [0, 1]
+    ground_truth: Tensor  # (R, H, W)
+    titles: List[str]  # one per row
+    maps: Dict[str, Tensor] = field(default_factory=dict)  # method -> (R, H, W) in [0, 1]
+
+
+@dataclass
+class EvaluationResult:
+    """Per-pair values and their means for every method.
+
+    Attributes
+    ----------
+    methods : list of str
+        Method names, in report order.
+    per_pair : dict
+        ``method -> metric -> list`` of one value per image-class pair (NaN where a
+        metric does not apply, e.g. segmentation scores without masks).
+    pairs : list of (int, int)
+        ``(dataset index, class)`` of every pair.
+    sanity : dict
+        ``"0" | "0.5" | "1" | "G.T." -> metric -> mean`` segmentation sanity rows.
+    settings : dict
+        Parameters of the run (for the report).
+    figure : FigureRows, optional
+        Data of the figure grid.
+    """
+
+    methods: List[str]
+    per_pair: Dict[str, Dict[str, List[float]]]
+    pairs: List[tuple]
+    sanity: Dict[str, Dict[str, float]]
+    settings: Dict[str, Any]
+    figure: Optional[FigureRows] = None
+
+    def table(self) -> Dict[str, Dict[str, float]]:
+        """``method -> metric -> mean`` over the pairs (NaNs ignored)."""
+        out: Dict[str, Dict[str, float]] = {}
+        for method in self.methods:
+            row = {}
+            for key in COLUMNS:
+                values = [v for v in self.per_pair[method][key] if not math.isnan(v)]
+                row[key] = sum(values) / len(values) if values else math.nan
+            out[method] = row
+        return out
+
+
+def _pairs(batch: Dict[str, Any]) -> Tensor:
+    """``(P, 2)`` (image in batch, class) of every present class with ground truth."""
+    present = batch["labels"] > 0.5
+    if "masks" in batch:
+        present &= batch["masks"].flatten(2).amax(dim=2) > 0.5
+    return present.nonzero()
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def evaluate_attributions(
+    model: nn.Module,
+    dataset: Dataset,
+    methods: Sequence[MethodSpec],
+    *,
+    score: str = "softmax",
+    num_images: Optional[int] = None,
+    image_batch_size: int = 16,
+    pointing_tolerance: Optional[float] = None,
+    deletion_filler: Optional[Filler] = None,
+    insertion_filler: Optional[Filler] = None,
+    steps: int = DEFAULT_STEPS,
+    saliency_alpha: float = 0.5,
+    metric_batch_size: int = 256,
+    figure_rows: int = 6,
+    space: Optional[ImageSpace] = None,
+    class_names: Optional[Sequence[str]] = None,
+    show_progress: bool = True,
+) -> EvaluationResult:
+    """Run every method on every image-class pair and score the maps.
+
+    Metrics per pair (SPEC 6): pointing game (against the class mask, or its boxes
+    when the dataset has no masks), continuous IoU, soft accuracy and MAE of the
+    normalised map (clamped at 0, divided by its max), deletion and insertion AUC,
+    saliency metric, and the seconds each ``attribute`` call took per pair.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The classifier (put in eval mode for the run, restored afterwards). Data are
+        moved to its device.
+    dataset : Dataset
+        Samples in the format of :mod:`captum_ext.data.samples` (``image``,
+        ``labels``, and ``masks`` and/or ``boxes`` + ``box_labels``; optional
+        ``valid``).
+    methods : sequence of MethodSpec
+        The methods (see :func:`~captum_ext.evaluation.methods.default_methods`).
+    score : {"softmax", "sigmoid", "logit"}
+        Score of the perturbation metrics (``"sigmoid"`` for multi-label classifiers;
+        the saliency metric needs a probability and uses ``sigmoid`` unless this is
+        ``"softmax"``).
+    num_images : int, optional
+        Evaluate the first ``num_images`` images (default all).
+    image_batch_size : int
+        Images loaded at a time (their pairs are split into each method's batch size).
+    pointing_tolerance : float, optional
+        Pixels; default 15 px at 224 scaled to the image size.
+    deletion_filler, insertion_filler : Filler, optional
+        Substrates of the curves (default ``Constant(0)``).
+    steps : int
+        Steps of the deletion and insertion curves (28).
+    saliency_alpha : float
+        Threshold of the saliency metric's box.
+    metric_batch_size : int
+        Perturbed images per forward pass of the metrics.
+    figure_rows : int
+        Pairs kept for the figure grid (0: no figure).
+    space : ImageSpace, optional
+        Normalisation of the images, for the figure (default ``dataset.space`` if it
+        has one, else identity).
+    class_names : sequence of str, optional
+        For the figure's row titles (default ``dataset.class_names`` if any).
+    show_progress : bool
+        Show progress bars.
+
+    Returns
+    -------
+    EvaluationResult
+    """
+    check_score(score)
+    check_positive_int(image_batch_size, "image_batch_size")
+    if not methods:
+        raise ValueError("`methods` must hold at least one MethodSpec")
+    names = [m.name for m in methods]
+    if len(set(names)) != len(names):
+        raise ValueError(f"`methods` have duplicate names: {names}")
+    device = next(iter(model.parameters())).device
+    if num_images is not None:
+        check_positive_int(num_images, "num_images")
+        dataset = Subset(dataset, range(min(num_images, len(dataset))))
+    space = space or getattr(getattr(dataset, "dataset", dataset), "space", None) or ImageSpace()
+    class_names = class_names or getattr(getattr(dataset, "dataset", dataset), "class_names", None)
+    probability = "softmax" if score == "softmax" else "sigmoid"
+    loader = DataLoader(dataset, batch_size=image_batch_size, collate_fn=collate_samples)
+
+    per_pair = {m.name: {key: [] for key in COLUMNS} for m in methods}
+    sanity: Dict[str, Dict[str, List[Tensor]]] = {}
+    pairs: List[tuple] = []
+    figure: Optional[FigureRows] = None
+    image_size: List[int] = []
+    with preserved_state([model], eval_mode=True):
+        built = {m.name: m.build(model) for m in methods}
+        progress = tqdm(total=len(dataset), desc="evaluation", unit="image", disable=not show_progress)
+        seen = 0
+        for batch in loader:
+            index = _pairs(batch)
+            count = batch["image"].shape[0]
+            ids = batch["index"] if "index" in batch else torch.arange(seen, seen + count)
+            seen += count
+            progress.update(count)
+            if index.numel() == 0:
+                continue
+            img, cls = index[:, 0], index[:, 1]
+            x = batch["image"][img].to(device)
+            target = cls.to(device)
+            masks = batch["masks"][img, cls].to(device) if "masks" in batch else None
+            valid = batch["valid"][img].to(device) if "valid" in batch else None
+            boxes = batch["boxes"][img].to(device) if "boxes" in batch else None
+            box_labels = batch["box_labels"][img].to(device) if "boxes" in batch else None
+            image_size = list(x.shape[-2:])
+            first_pair = len(pairs)
+            pairs += list(zip(ids[img].tolist(), cls.tolist()))
+            tolerance = (
+                scaled_tolerance(min(image_size)) if pointing_tolerance is None else pointing_tolerance
+            )
+            if masks is not None:
+                for name, scores in sanity_rows(masks, valid).items():
+                    for key, value in scores.items():
+                        sanity.setdefault(name, {}).setdefault(key, []).append(value.cpu())
+            keep = max(0, min(figure_rows - first_pair, x.shape[0]))
+            if keep and masks is not None:
+                figure = _extend_figure(figure, x[:keep], masks[:keep], cls[:keep], space, class_names)
+            for spec in methods:
+                maps, seconds = _attribute_pairs(built[spec.name], spec, x, target, device)
+                per_pair[spec.name]["seconds_per_pair"] += seconds
+                values = _score_maps(
+                    model, x, maps, target, masks, valid, boxes, box_labels, tolerance,
+                    score, probability, deletion_filler, insertion_filler, steps,
+                    saliency_alpha, metric_batch_size,
+                )
+                for key, value in values.items():
+                    per_pair[spec.name][key] += value.tolist()
+                if keep and figure is not None:
+                    shown = normalize_map(maps[:keep])[:, 0].cpu()
+                    old = figure.maps.get(spec.name)
+                    figure.maps[spec.name] = shown if old is None else torch.cat([old, shown])
+        progress.close()
+    if not pairs:
+        raise ValueError("`dataset` has no image-class pair with ground truth to evaluate")
+    settings = {
+        "num_images": len(dataset),
+        "num_pairs": len(pairs),
+        "image_size": image_size,
+        "score": score,
+        "pointing_tolerance_px": tolerance,
+        "steps": steps,
+        "deletion_filler": repr(deletion_filler) if deletion_filler else "Constant(0.0)",
+        "insertion_filler": repr(insertion_filler) if insertion_filler else "Constant(0.0)",
+        "saliency_alpha": saliency_alpha,
+        "device": str(device),
+        "methods": {m.name: {"attribute_kwargs": {k: repr(v) for k, v in m.attribute_kwargs.items()},
+                             "batch_size": m.batch_size} for m in methods},
+    }
+    sanity_means = {
+        name: {key: float(torch.cat(vals).mean()) for key, vals in scores.items()}
+        for name, scores in sanity.items()
+    }
+    return EvaluationResult(names, per_pair, pairs, sanity_means, settings, figure)
+
+
+def _attribute_pairs(
+    attribution: Any, spec: MethodSpec, x: Tensor, target: Tensor, device: torch.device
+) -> tuple[Tensor, List[float]]:
+    """Maps ``(P, 1, H, W)`` of ``spec`` in batches of pairs, and the seconds per pair."""
+    maps, seconds = [], []
+    for start in range(0, x.shape[0], spec.batch_size):
+        chunk = slice(start, start + spec.batch_size)
+        _synchronize(device)
+        t0 = time.perf_counter()
+        attr = attribution.attribute(x[chunk], target=target[chunk], **dict(spec.attribute_kwargs))
+        _synchronize(device)
+        count = x[chunk].shape[0]
+        seconds += [(time.perf_counter() - t0) / count] * count
+        maps.append(attribution_map(attr.detach()))
+    return torch.cat(maps), seconds
+
+
+def _score_maps(
+    model, x, maps, target, masks, valid, boxes, box_labels, tolerance, score, probability,
+    deletion_filler, insertion_filler, steps, saliency_alpha, batch_size,
+) -> Dict[str, Tensor]:
+    """Every per-pair metric of one method on one batch of pairs."""
+    nan = torch.full((x.shape[0],), math.nan)
+    values: Dict[str, Tensor] = {}
+    if masks is not None:
+        values["pointing"] = pointing_game(maps, masks=masks, tolerance=tolerance).float()
+        seg = segmentation_scores(normalize_map(maps), masks, valid)
+        values.update({key: seg[key] for key in SEGMENTATION})
+    else:
+        values["pointing"] = pointing_game(
+            maps, boxes=boxes, box_labels=box_labels, target=target, tolerance=tolerance
+        ).float()
+        values.update({key: nan for key in SEGMENTATION})
+    curve_kwargs = dict(steps=steps, score=score, batch_size=batch_size)
+    values["deletion_auc"] = deletion_auc(model, x, maps, target, filler=deletion_filler, **curve_kwargs)
+    values["insertion_auc"] = insertion_auc(
+        model, x, maps, target, filler=insertion_filler, **curve_kwargs
+    )
+    values["saliency"] = saliency_metric(
+        model, x, maps, target, alpha=saliency_alpha, score=probability, batch_size=batch_size
+    )
+    return {key: value.detach().float().cpu() for key, value in values.items()}
+
+
+def _extend_figure(
+    figure: Optional[FigureRows],
+    x: Tensor,
+    masks: Tensor,
+    cls: Tensor,
+    space: ImageSpace,
+    class_names: Optional[Sequence[str]],
+) -> FigureRows:
+    images = space.to_pixels(x).clamp(0, 1).cpu()
+    gt = masks.float().cpu()
+    titles = [class_names[c] if class_names else f"class {c}" for c in cls.tolist()]
+    if figure is None:
+        return FigureRows(images, gt, titles)
+    figure.images = torch.cat([figure.images, images])
+    figure.ground_truth = torch.cat([figure.ground_truth, gt])
+    figure.titles += titles
+    return figure

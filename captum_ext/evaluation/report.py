@@ -1,0 +1,140 @@
+"""Write an :class:`~captum_ext.evaluation.harness.EvaluationResult` as Markdown, JSON and PNG."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Dict, Union
+
+from matplotlib.figure import Figure
+
+from captum_ext.evaluation.harness import COLUMNS, SEGMENTATION, EvaluationResult
+
+PathLike = Union[str, Path]
+
+
+def _fmt(value: float, key: str) -> str:
+    if math.isnan(value):
+        return "-"
+    return f"{value:.4f}" if key == "seconds_per_pair" else f"{value:.3f}"
+
+
+def markdown_table(result: EvaluationResult) -> str:
+    """The metric table (one row per method) and the sanity rows, as Markdown.
+
+    Arrows say which direction is better.
+    """
+    table = result.table()
+    headers = [f"{name} {'↑' if up else '↓'}" for name, up in COLUMNS.values()]
+    lines = [
+        "| Method | " + " | ".join(headers) + " |",
+        "|---|" + "---:|" * len(COLUMNS),
+    ]
+    for method, row in table.items():
+        lines.append(f"| {method} | " + " | ".join(_fmt(row[k], k) for k in COLUMNS) + " |")
+    if result.sanity:
+        lines += ["", "Sanity rows (constant masks and the ground truth itself):", ""]
+        lines.append("| Mask | " + " | ".join(COLUMNS[k][0] for k in SEGMENTATION) + " |")
+        lines.append("|---|" + "---:|" * len(SEGMENTATION))
+        for name, row in result.sanity.items():
+            lines.append(f"| {name} | " + " | ".join(_fmt(row[k], k) for k in SEGMENTATION) + " |")
+    return "\n".join(lines)
+
+
+def _settings_markdown(settings: Dict) -> str:
+    lines = []
+    for key, value in settings.items():
+        if key != "methods":
+            lines.append(f"- {key}: {value}")
+    for name, spec in settings.get("methods", {}).items():
+        kwargs = ", ".join(f"{k}={v}" for k, v in spec["attribute_kwargs"].items()) or "defaults"
+        lines.append(f"- {name}: {kwargs}; {spec['batch_size']} pairs per call")
+    return "\n".join(lines)
+
+
+def write_figure(result: EvaluationResult, path: PathLike) -> Path:
+    """The figure grid: one row per pair; image, ground truth, one column per method.
+
+    Drawn on a bare ``matplotlib.figure.Figure`` (Agg canvas): no display and no
+    pyplot state are needed or changed.
+    """
+    figure = result.figure
+    if figure is None:
+        raise ValueError("the result holds no figure data (figure_rows=0 or no masks)")
+    rows, cols = figure.images.shape[0], 2 + len(result.methods)
+    fig = Figure(figsize=(1.8 * cols, 1.8 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for r in range(rows):
+        panels = [("image", figure.images[r].permute(1, 2, 0).numpy(), None)]
+        panels.append(("ground truth", figure.ground_truth[r].numpy(), "gray"))
+        panels += [(name, figure.maps[name][r].numpy(), "jet") for name in result.methods]
+        for c, (title, data, cmap) in enumerate(panels):
+            ax = axes[r][c]
+            ax.imshow(data, cmap=cmap, vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(title, fontsize=8)
+        axes[r][0].set_ylabel(figure.titles[r], fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    return path
+
+
+def write_report(result: EvaluationResult, output_dir: PathLike) -> Dict[str, Path]:
+    """Write ``metrics.md``, ``metrics.json`` and (if there is figure data) ``figure.png``.
+
+    The JSON holds the table, the sanity rows, the settings and every per-pair value.
+
+    Returns
+    -------
+    dict of str to Path
+        ``{"markdown": ..., "json": ..., "figure": ...}`` (no ``figure`` without data).
+    """
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths: Dict[str, Path] = {}
+    if result.figure is not None:
+        paths["figure"] = write_figure(result, out / "figure.png")
+    settings = result.settings
+    text = [
+        "# Attribution evaluation",
+        "",
+        f"{settings.get('num_pairs', len(result.pairs))} image-class pairs from "
+        f"{settings.get('num_images', '?')} images. Maps are `attribute(...)` averaged over "
+        "channels; IoU, soft accuracy and MAE use the map clamped at 0 and divided by its "
+        "max; pointing uses its argmax.",
+        "",
+        markdown_table(result),
+        "",
+        "## Settings",
+        "",
+        _settings_markdown(settings),
+    ]
+    if "figure" in paths:
+        text += ["", "![figure](figure.png)"]
+    paths["markdown"] = out / "metrics.md"
+    paths["markdown"].write_text("\n".join(text) + "\n")
+    payload = {
+        "table": result.table(),
+        "sanity": result.sanity,
+        "settings": settings,
+        "pairs": [list(p) for p in result.pairs],
+        "per_pair": result.per_pair,
+    }
+    paths["json"] = out / "metrics.json"
+    # NaN is not JSON; write null instead.
+    paths["json"].write_text(json.dumps(_nan_to_none(payload), indent=2) + "\n")
+    return paths
+
+
+def _nan_to_none(value):
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nan_to_none(v) for v in value]
+    return value
