@@ -22,7 +22,9 @@ from captum_ext.fillers.base import Filler
 ScoreFn = Callable[[Tensor, Tensor, Tuple[Any, ...]], Tensor]
 
 
-def format_baselines(baselines: Union[None, float, int, Tensor], inputs: Tensor) -> Optional[Tensor]:
+def format_baselines(
+    baselines: Union[None, float, int, Tensor], inputs: Tensor
+) -> Optional[Tensor]:
     """Captum-style ``baselines`` as an ``(N or 1, C, H, W)`` tensor, or None.
 
     A number, or a tensor broadcastable to one image ``(C, H, W)`` or to the batch
@@ -36,9 +38,7 @@ def format_baselines(baselines: Union[None, float, int, Tensor], inputs: Tensor)
     if baselines is None:
         return None
     if isinstance(baselines, bool) or not isinstance(baselines, (int, float, Tensor)):
-        raise TypeError(
-            f"`baselines` must be a number or a tensor, got {type(baselines).__name__}"
-        )
+        raise TypeError(f"`baselines` must be a number or a tensor, got {type(baselines).__name__}")
     n, c, h, w = inputs.shape
     if not isinstance(baselines, Tensor):
         baselines = torch.tensor(float(baselines), dtype=inputs.dtype, device=inputs.device)

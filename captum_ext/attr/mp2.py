@@ -161,7 +161,11 @@ class MP2(MaskAttribution):
         target_t = self._target(target, inputs, num_classes)
         if stop_prob is None:
             stop_prob = 1.0 / num_classes
-        elif isinstance(stop_prob, bool) or not isinstance(stop_prob, (int, float)) or not math.isfinite(stop_prob):
+        elif (
+            isinstance(stop_prob, bool)
+            or not isinstance(stop_prob, (int, float))
+            or not math.isfinite(stop_prob)
+        ):
             raise TypeError(f"`stop_prob` must be a finite number, got {stop_prob!r}")
         gh, gw = min(self.grid_size, h), min(self.grid_size, w)
         cells = gh * gw

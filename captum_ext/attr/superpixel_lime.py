@@ -71,7 +71,11 @@ def check_feature_mask(feature_mask: object, inputs: Tensor) -> Tensor:
     """
     if not isinstance(feature_mask, Tensor):
         raise TypeError(f"`feature_mask` must be a torch.Tensor, got {type(feature_mask).__name__}")
-    if feature_mask.is_floating_point() or feature_mask.is_complex() or feature_mask.dtype == torch.bool:
+    if (
+        feature_mask.is_floating_point()
+        or feature_mask.is_complex()
+        or feature_mask.dtype == torch.bool
+    ):
         raise TypeError(f"`feature_mask` must hold integer labels, got dtype {feature_mask.dtype}")
     n, _, h, w = inputs.shape
     mask = feature_mask
@@ -79,7 +83,12 @@ def check_feature_mask(feature_mask: object, inputs: Tensor) -> Tensor:
         mask = mask[None, None]
     elif mask.dim() == 3:
         mask = mask[:, None]
-    if mask.dim() != 4 or mask.shape[1] != 1 or mask.shape[0] not in (1, n) or mask.shape[2:] != (h, w):
+    if (
+        mask.dim() != 4
+        or mask.shape[1] != 1
+        or mask.shape[0] not in (1, n)
+        or mask.shape[2:] != (h, w)
+    ):
         raise ValueError(
             f"`feature_mask` must have shape ({n}, 1, {h}, {w}) (or (1, 1, {h}, {w}), "
             f"({n}, {h}, {w}), ({h}, {w})) to match the inputs, got {tuple(feature_mask.shape)}"
@@ -320,7 +329,13 @@ class SuperpixelLime(MaskAttribution):
             return (~keep).transpose(0, 1).reshape(stop - start, n, 1, h, w)
 
         scorer = PerturbationScorer(
-            self._scores, inputs, target_t, additional_forward_args, self.filler, reference, generator
+            self._scores,
+            inputs,
+            target_t,
+            additional_forward_args,
+            self.filler,
+            reference,
+            generator,
         )
         scores = scorer.scores(
             holes_for, n_samples, perturbations_per_eval, show_progress, "SuperpixelLime"

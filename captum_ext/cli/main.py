@@ -28,6 +28,21 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
         "check_classifier",
         "print the classifier's clean / object-only / object-removed exact-match",
     ),
+    "removal-effectiveness": (
+        "captum_ext.cli.generative",
+        "removal_main",
+        "Agarwal Table 1: remove objects by constant, blur, noise, inpainting; recall, SSIM",
+    ),
+    "evaluate-generative": (
+        "captum_ext.cli.generative",
+        "evaluate_generative_main",
+        "Agarwal Tables 2-3: SP/LIME/MP2 and their -G twins on the shapes world",
+    ),
+    "sensitivity": (
+        "captum_ext.cli.generative",
+        "sensitivity_main",
+        "Agarwal Sec. 4.4: map similarity across SP patch sizes and LIME seeds",
+    ),
     "evaluate": (
         "captum_ext.cli.evaluate",
         "main",

@@ -54,7 +54,9 @@ def _strokes(shape: Tuple[int, int], rng: np.random.Generator) -> np.ndarray:
         for _ in range(int(rng.integers(2, 7))):
             angle += rng.uniform(-1.2, 1.2)
             step = side * rng.uniform(0.1, 0.35)
-            end = np.clip(point + step * np.array([np.cos(angle), np.sin(angle)]), 0, [w - 1, h - 1])
+            end = np.clip(
+                point + step * np.array([np.cos(angle), np.sin(angle)]), 0, [w - 1, h - 1]
+            )
             cv2.line(canvas, tuple(int(v) for v in point), tuple(int(v) for v in end), 1, thickness)
             point = end
     return canvas > 0

@@ -1,4 +1,4 @@
-"""Images with random holes for self-supervised inpainter training (any folder or the shapes world)."""
+"""Images with random holes for self-supervised inpainter training (a folder or the shapes world)."""
 
 from __future__ import annotations
 
@@ -80,7 +80,9 @@ class InpaintingDataset(Dataset):
         flip: bool = True,
     ) -> None:
         if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
-            raise ValueError(f"`images` must be (N, 3, S, S) uint8, got {images.dtype} {tuple(images.shape)}")
+            raise ValueError(
+                f"`images` must be (N, 3, S, S) uint8, got {images.dtype} {tuple(images.shape)}"
+            )
         self.images = images
         self.seed = seed
         self.kinds = tuple(kinds)

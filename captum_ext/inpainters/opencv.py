@@ -90,7 +90,9 @@ class OpenCVInpainter:
         self.method = check_choice(method, "method", tuple(METHODS))
         self.radius = check_positive_int(radius, "radius")
         self.local = bool(local)
-        self.margin = 2 * self.radius + 2 if margin is None else check_positive_int(margin, "margin", 0)
+        self.margin = (
+            2 * self.radius + 2 if margin is None else check_positive_int(margin, "margin", 0)
+        )
         if not 0 < max_local_fraction <= 1:
             raise ValueError(f"`max_local_fraction` must be in (0, 1], got {max_local_fraction}")
         self.max_local_fraction = float(max_local_fraction)

@@ -92,9 +92,7 @@ class TorchScriptInpainter:
         images, holes = check_inpaint_args(images, holes)
         check_model_device(self.model, images, "inpainter")
         mask = holes.to(images.dtype)
-        parts = [
-            self._call(images[s], mask[s]) for s in chunks(images.shape[0], self.batch_size)
-        ]
+        parts = [self._call(images[s], mask[s]) for s in chunks(images.shape[0], self.batch_size)]
         return composite(images, holes, torch.cat(parts))
 
     def __repr__(self) -> str:

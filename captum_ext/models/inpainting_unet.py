@@ -129,9 +129,7 @@ class InpaintingUNet(nn.Module):
         parts = [images * (1 - holes), holes]
         if self.noise_channels:
             device = generator.device if generator is not None else torch.device("cpu")
-            noise = torch.randn(
-                (n, self.noise_channels, h, w), generator=generator, device=device
-            )
+            noise = torch.randn((n, self.noise_channels, h, w), generator=generator, device=device)
             parts.append(noise.to(images.device, images.dtype))
         x = torch.cat(parts, dim=1)
         multiple = 2**self.depth

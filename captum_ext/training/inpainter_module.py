@@ -77,6 +77,10 @@ class InpainterModule(LightningModule):
     def forward(self, images: Tensor, holes: Tensor) -> Tensor:
         return self.model(images, holes, generator=self.generator)
 
+    def on_fit_start(self) -> None:
+        # channels_last convolutions are faster on CPU and on tensor-core GPUs.
+        self.model.to(memory_format=torch.channels_last)
+
     def _losses(self, batch: Dict[str, Any]) -> Dict[str, Tensor]:
         images, holes = batch["image"], batch["holes"].to(batch["image"].dtype)
         prediction = self(images, holes)

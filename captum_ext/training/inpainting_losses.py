@@ -7,8 +7,9 @@ each image's (dilated) hole, the mean, standard deviation and covariance of a fi
 bank of local features: the colour and its finite differences at several scales.
 Matching the spread of the differences asks the fill to have the background's gradient
 energy (grain, contrast) and their covariance its orientation (stripes), rather than to
-be flat; including a band around the hole penalises seams. This is a cheap, pretrained-network-free stand-in for the
-Gram-matrix style loss of Liu et al. (2018), which needs an ImageNet VGG.
+be flat; including a band around the hole penalises seams. This is a cheap,
+pretrained-network-free stand-in for the Gram-matrix style loss of Liu et al. (2018),
+which needs an ImageNet VGG.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def masked_l1(prediction: Tensor, target: Tensor, weight: Tensor) -> Tensor:
 
 
 def local_features(images: Tensor, scales: Sequence[int] = (1, 2, 4)) -> Tensor:
-    """Colour plus horizontal/vertical differences at each scale, ``(N, 3 * (1 + 2 * len(scales)), H, W)``.
+    """Colour and its horizontal/vertical differences at each scale, ``(N, 3 + 6 * S, H, W)``.
 
     Differences are central, with replicate padding, ``(x[i + s] - x[i - s]) / 2``.
 
@@ -74,7 +75,11 @@ def masked_moments(features: Tensor, weight: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def texture_loss(
-    prediction: Tensor, target: Tensor, holes: Tensor, band: int = 2, scales: Sequence[int] = (1, 2, 4)
+    prediction: Tensor,
+    target: Tensor,
+    holes: Tensor,
+    band: int = 2,
+    scales: Sequence[int] = (1, 2, 4),
 ) -> Tensor:
     """Distance between the local statistics of ``prediction`` and ``target`` in the holes.
 

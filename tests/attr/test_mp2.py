@@ -14,7 +14,9 @@ class CellModel(nn.Module):
 
     def __init__(self, cell_weights):
         super().__init__()
-        self.register_buffer("weights", cell_weights.repeat_interleave(2, -1).repeat_interleave(2, -2))
+        self.register_buffer(
+            "weights", cell_weights.repeat_interleave(2, -1).repeat_interleave(2, -2)
+        )
 
     def forward(self, x):
         s = (x[:, 0] * self.weights).flatten(1).sum(dim=1)
@@ -45,15 +47,18 @@ def test_greedy_order_follows_the_steepest_descent():
 
 def test_rank_abs_uses_the_gradient_magnitude():
     weights = torch.tensor([[5.0, -9.0, 1.0, 0.0]] * 4)
-    mp2 = MP2(CellModel(weights), Constant(0.0), score="logit", grid_size=4, rank="abs",
-              cells_per_step=4)
-    out = mp2.attribute(torch.ones(1, 3, 8, 8), 0, stop_prob=-1e6, max_iterations=1, binary=True,
-                        return_map=True)
+    mp2 = MP2(
+        CellModel(weights), Constant(0.0), score="logit", grid_size=4, rank="abs", cells_per_step=4
+    )
+    out = mp2.attribute(
+        torch.ones(1, 3, 8, 8), 0, stop_prob=-1e6, max_iterations=1, binary=True, return_map=True
+    )
     # |gradient| is largest for the -9 column, although removing it raises the score.
     assert torch.equal(out[0, 0, ::2, ::2], (weights == -9).float())
     descent = MP2(CellModel(weights), Constant(0.0), score="logit", grid_size=4, cells_per_step=4)
-    out = descent.attribute(torch.ones(1, 3, 8, 8), 0, stop_prob=-1e6, max_iterations=1,
-                            binary=True, return_map=True)
+    out = descent.attribute(
+        torch.ones(1, 3, 8, 8), 0, stop_prob=-1e6, max_iterations=1, binary=True, return_map=True
+    )
     assert torch.equal(out[0, 0, ::2, ::2], (weights == 5).float())
 
 

@@ -27,13 +27,22 @@ class SumModel(nn.Module):
 def test_average_equals_captum_occlusion(tiny_model, window, stride):
     x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     ours = SlidingPatch(tiny_model).attribute(
-        x, target=[0, 1, 3], sliding_window_shapes=window, strides=stride,
-        aggregate="average", baselines=0.25, perturbations_per_eval=7,
+        x,
+        target=[0, 1, 3],
+        sliding_window_shapes=window,
+        strides=stride,
+        aggregate="average",
+        baselines=0.25,
+        perturbations_per_eval=7,
     )
     probs = nn.Sequential(tiny_model, nn.Softmax(dim=1))
     theirs = Occlusion(probs).attribute(
-        x, target=[0, 1, 3], sliding_window_shapes=(3, window, window),
-        strides=(3, stride, stride), baselines=0.25, perturbations_per_eval=7,
+        x,
+        target=[0, 1, 3],
+        sliding_window_shapes=(3, window, window),
+        strides=(3, stride, stride),
+        baselines=0.25,
+        perturbations_per_eval=7,
     )
     assert torch.allclose(ours, theirs, atol=1e-5)
 
@@ -52,10 +61,10 @@ def test_grid_map_is_the_resized_window_grid():
         x, 0, sliding_window_shapes=4, strides=2, return_map=True
     )
     # Removing a window (fill 0) drops the logit by the window's weight sum.
-    drops = torch.tensor([[weights[i:i + 4, j:j + 4].sum() for j in range(0, 9, 2)]
-                          for i in range(0, 9, 2)])
-    expected = F.interpolate(drops[None, None], size=(12, 12), mode="bilinear",
-                             align_corners=False)
+    drops = torch.tensor(
+        [[weights[i : i + 4, j : j + 4].sum() for j in range(0, 9, 2)] for i in range(0, 9, 2)]
+    )
+    expected = F.interpolate(drops[None, None], size=(12, 12), mode="bilinear", align_corners=False)
     assert grid_map.shape == (1, 1, 12, 12)
     assert torch.allclose(grid_map, expected, atol=1e-5)
 
@@ -63,14 +72,22 @@ def test_grid_map_is_the_resized_window_grid():
 def test_average_leaves_uncovered_pixels_at_zero():
     model = SumModel(torch.ones(10, 10))
     out = SlidingPatch(model, score="logit").attribute(
-        torch.ones(1, 3, 10, 10), 0, sliding_window_shapes=4, strides=3,
-        aggregate="average", return_map=True,
+        torch.ones(1, 3, 10, 10),
+        0,
+        sliding_window_shapes=4,
+        strides=3,
+        aggregate="average",
+        return_map=True,
     )
     # Windows at 0, 3, 6 cover rows/cols 0..9: everything covered, each drop 16.
     assert torch.allclose(out, torch.full_like(out, 16.0))
     out = SlidingPatch(model, score="logit").attribute(
-        torch.ones(1, 3, 10, 10), 0, sliding_window_shapes=4, strides=4,
-        aggregate="average", return_map=True,
+        torch.ones(1, 3, 10, 10),
+        0,
+        sliding_window_shapes=4,
+        strides=4,
+        aggregate="average",
+        return_map=True,
     )
     assert torch.all(out[..., 8:, :] == 0) and torch.all(out[..., :8, :8] == 16)
 
@@ -109,8 +126,14 @@ def test_additional_forward_args_are_repeated_per_perturbation(images):
 
     scale = torch.tensor([1.0, 2.0, 3.0])
     out = SlidingPatch(Scaled(), score="logit").attribute(
-        images, 0, additional_forward_args=(scale,), sliding_window_shapes=3, strides=2,
-        aggregate="average", perturbations_per_eval=5, return_map=True,
+        images,
+        0,
+        additional_forward_args=(scale,),
+        sliding_window_shapes=3,
+        strides=2,
+        aggregate="average",
+        perturbations_per_eval=5,
+        return_map=True,
     )
     # Only the window over pixel (0, 0) changes logit 0: drop = scale * x[0, 0, 0].
     assert torch.allclose(out[:, 0, 0, 0], scale * images[:, 0, 0, 0], atol=1e-6)

@@ -59,7 +59,9 @@ def test_weighted_ridge_matches_scikit_learn():
     y, w = torch.randn(2, 80, generator=g).double(), torch.rand(2, 80, generator=g).double()
     ours = weighted_ridge(x, y, w, alpha=1.0)
     for i in range(2):
-        ref = linear_model.Ridge(alpha=1.0).fit(x[i].numpy(), y[i].numpy(), sample_weight=w[i].numpy())
+        ref = linear_model.Ridge(alpha=1.0).fit(
+            x[i].numpy(), y[i].numpy(), sample_weight=w[i].numpy()
+        )
         assert torch.allclose(ours[i], torch.from_numpy(ref.coef_), atol=1e-10)
 
 

@@ -114,4 +114,6 @@ def test_torchscript_bad_models(tmp_path):
     with pytest.raises(ValueError, match="returned"):
         bad(torch.rand(1, 3, 16, 16), _holes(1, 16, 16))
     with pytest.raises(TypeError, match="holes"):
-        TorchScriptInpainter(torch.jit.script(MeanFill()))(torch.rand(1, 3, 16, 16), _holes(1, 16, 16).float())
+        TorchScriptInpainter(torch.jit.script(MeanFill()))(
+            torch.rand(1, 3, 16, 16), _holes(1, 16, 16).float()
+        )

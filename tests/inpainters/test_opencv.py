@@ -111,12 +111,32 @@ def test_plugs_into_inpaint_filler_in_input_space():
 @pytest.mark.parametrize(
     "images, holes, error, match",
     [
-        (torch.rand(1, 3, 8, 8) * 2, torch.zeros(1, 1, 8, 8, dtype=torch.bool), ValueError, "images"),
-        (torch.rand(1, 3, 8, 8) - 0.5, torch.zeros(1, 1, 8, 8, dtype=torch.bool), ValueError, r"\[0, 1\]"),
+        (
+            torch.rand(1, 3, 8, 8) * 2,
+            torch.zeros(1, 1, 8, 8, dtype=torch.bool),
+            ValueError,
+            "images",
+        ),
+        (
+            torch.rand(1, 3, 8, 8) - 0.5,
+            torch.zeros(1, 1, 8, 8, dtype=torch.bool),
+            ValueError,
+            r"\[0, 1\]",
+        ),
         (torch.rand(1, 1, 8, 8), torch.zeros(1, 1, 8, 8, dtype=torch.bool), ValueError, "3"),
         (torch.rand(3, 8, 8), torch.zeros(1, 1, 8, 8, dtype=torch.bool), ValueError, "images"),
-        (torch.randint(0, 2, (1, 3, 8, 8)), torch.zeros(1, 1, 8, 8, dtype=torch.bool), TypeError, "images"),
-        (torch.full((1, 3, 8, 8), float("nan")), torch.zeros(1, 1, 8, 8, dtype=torch.bool), ValueError, "NaN"),
+        (
+            torch.randint(0, 2, (1, 3, 8, 8)),
+            torch.zeros(1, 1, 8, 8, dtype=torch.bool),
+            TypeError,
+            "images",
+        ),
+        (
+            torch.full((1, 3, 8, 8), float("nan")),
+            torch.zeros(1, 1, 8, 8, dtype=torch.bool),
+            ValueError,
+            "NaN",
+        ),
         (torch.rand(1, 3, 8, 8), torch.zeros(1, 1, 8, 8), TypeError, "holes"),
         (torch.rand(1, 3, 8, 8), torch.zeros(1, 1, 8, 7, dtype=torch.bool), ValueError, "holes"),
         (torch.rand(1, 3, 8, 8), torch.zeros(2, 1, 8, 8, dtype=torch.bool), ValueError, "holes"),

@@ -28,8 +28,9 @@ def test_local_features_and_moments_by_hand():
     assert features.shape == (1, 9, 6, 6)
     assert features[0, 3, 3, 2].item() == 2.0  # (x[4] - x[0]) / 2
     assert features[0, 6, 3, 2].item() == 0.0  # no vertical change
-    mean, cov = masked_moments(torch.tensor([[[[1.0, 3.0, 100.0]]]]),
-                               torch.tensor([[[[1.0, 1.0, 0.0]]]]))
+    mean, cov = masked_moments(
+        torch.tensor([[[[1.0, 3.0, 100.0]]]]), torch.tensor([[[[1.0, 1.0, 0.0]]]])
+    )
     assert mean.item() == 2.0 and cov.item() == 1.0
 
 
@@ -54,8 +55,12 @@ def test_module_step_and_gated_conv():
     assert set(losses) == {"l1_hole", "l1_valid", "texture", "loss", "grad_energy_ratio"}
     losses["loss"].backward()
     assert all(p.grad is not None for p in module.model.parameters())
-    assert module.export_config() == {"width": 8, "depth": 3, "dilations": [2, 4],
-                                      "noise_channels": 1}
+    assert module.export_config() == {
+        "width": 8,
+        "depth": 3,
+        "dilations": [2, 4],
+        "noise_channels": 1,
+    }
     gate = GatedConv2d(2, 3)
     with torch.no_grad():
         gate.conv.weight.zero_()
@@ -76,13 +81,33 @@ def test_unet_noise_follows_the_generator():
 
 def test_train_inpainter_cli_exports_loadable_weights(tmp_path):
     export = tmp_path / "inpainter.pt"
-    main([
-        "train-inpainter", "--preset", "shapes_inpainter",
-        "--model.width", "8", "--data.image_size", "32", "--data.num_train", "16",
-        "--data.num_val", "4", "--data.batch_size", "8", "--trainer.max_epochs", "1",
-        "--trainer.default_root_dir", str(tmp_path), "--trainer.enable_progress_bar", "false",
-        "--trainer.logger", "false", "--export", str(export),
-    ])
+    main(
+        [
+            "train-inpainter",
+            "--preset",
+            "shapes_inpainter",
+            "--model.width",
+            "8",
+            "--data.image_size",
+            "32",
+            "--data.num_train",
+            "16",
+            "--data.num_val",
+            "4",
+            "--data.batch_size",
+            "8",
+            "--trainer.max_epochs",
+            "1",
+            "--trainer.default_root_dir",
+            str(tmp_path),
+            "--trainer.enable_progress_bar",
+            "false",
+            "--trainer.logger",
+            "false",
+            "--export",
+            str(export),
+        ]
+    )
     inpainter = load_shapes_inpainter(export)
     assert isinstance(inpainter, LearnedInpainter)
     assert inpainter.model.stem.conv.out_channels == 16
