@@ -22,10 +22,9 @@ def _contains_conv(module: nn.Module) -> bool:
 def default_gradcam_layer(model: nn.Module) -> nn.Module:
     """The layer Grad-CAM looks at: ``model.gradcam_layer`` when the model names one.
 
-    Otherwise, starting from the model, repeatedly take the last child that contains an
-    ``nn.Conv2d`` while the current module is a plain container (``nn.Sequential`` /
-    ``nn.ModuleList``) or the model itself: ``layer4`` of a torchvision ResNet, the last
-    ``Conv2d`` of a VGG's ``features``.
+    Otherwise the model's last direct child that contains an ``nn.Conv2d``: ``layer4``
+    of a torchvision ResNet, ``features`` of a VGG, the last convolution of a plain
+    ``nn.Sequential``.
 
     Examples
     --------
@@ -38,15 +37,10 @@ def default_gradcam_layer(model: nn.Module) -> nn.Module:
     named = getattr(model, "gradcam_layer", None)
     if isinstance(named, nn.Module):
         return named
-    if not _contains_conv(model):
-        raise ValueError("`model` has no nn.Conv2d layer for Grad-CAM; pass `layer=`")
-    module = model
-    while module is model or isinstance(module, (nn.Sequential, nn.ModuleList)):
-        children = [c for c in module.children() if _contains_conv(c)]
-        if not children:
-            break
-        module = children[-1]
-    return module
+    children = [c for c in model.children() if _contains_conv(c)]
+    if not children:
+        raise ValueError("`model` has no nn.Conv2d child for Grad-CAM; pass `layer=`")
+    return children[-1]
 
 
 class UpsampledLayerGradCam(GradientAttribution):
@@ -138,7 +132,9 @@ class UpsampledLayerGradCam(GradientAttribution):
         num_classes = as_logits(outputs).shape[1]
         target = format_target(target, inputs.shape[0], num_classes, inputs.device)
         layer_map = self.gradcam.attribute(
-            inputs, target=target, additional_forward_args=additional_forward_args,
+            inputs,
+            target=target,
+            additional_forward_args=additional_forward_args,
             attribute_to_layer_input=attribute_to_layer_input,
             relu_attributions=self.relu_attributions,
         )

@@ -34,12 +34,18 @@ def evaluate(
         device: torch device, e.g. cpu or cuda.
         figure_rows: image-class pairs shown in the figure grid.
     """
-    from captum_ext.evaluation.shapes_world import evaluate_shapes_world
     from captum_ext.evaluation.report import markdown_table
+    from captum_ext.evaluation.shapes_world import evaluate_shapes_world
 
     result = evaluate_shapes_world(
-        output_dir, num_images, image_size, methods, checkpoint=checkpoint, seed=seed,
-        device=device, figure_rows=figure_rows,
+        output_dir,
+        num_images,
+        image_size,
+        methods,
+        checkpoint=checkpoint,
+        seed=seed,
+        device=device,
+        figure_rows=figure_rows,
     )
     print(markdown_table(result))
     print(f"\nreport written to {output_dir}")

@@ -102,12 +102,95 @@ class EvaluationResult:
         return out
 
 
-def _pairs(batch: Dict[str, Any]) -> Tensor:
-    """``(P, 2)`` (image in batch, class) of every present class with ground truth."""
-    present = batch["labels"] > 0.5
-    if "masks" in batch:
-        present &= batch["masks"].flatten(2).amax(dim=2) > 0.5
-    return present.nonzero()
+@dataclass
+class _Pairs:
+    """One loader batch expanded into image-class pairs, on the model's device."""
+
+    inputs: Tensor
+    target: Tensor
+    ids: List[tuple]  # (dataset index, class) per pair
+    masks: Optional[Tensor]
+    valid: Optional[Tensor]
+    boxes: Optional[Tensor]
+    box_labels: Optional[Tensor]
+
+    @classmethod
+    def from_batch(cls, batch: Dict[str, Any], first_index: int, device: torch.device) -> "_Pairs":
+        """Every present class with ground truth becomes a pair (image repeated, target = class)."""
+        present = batch["labels"] > 0.5
+        if "masks" in batch:
+            present &= batch["masks"].flatten(2).amax(dim=2) > 0.5
+        img, klass = present.nonzero().unbind(dim=1)
+        count = batch["image"].shape[0]
+        index = batch.get("index", torch.arange(first_index, first_index + count))
+
+        def take(key: str, by_class: bool = False) -> Optional[Tensor]:
+            if key not in batch:
+                return None
+            value = batch[key][img, klass] if by_class else batch[key][img]
+            return value.to(device)
+
+        return cls(
+            inputs=batch["image"][img].to(device),
+            target=klass.to(device),
+            ids=list(zip(index[img].tolist(), klass.tolist())),
+            masks=take("masks", by_class=True),
+            valid=take("valid"),
+            boxes=take("boxes"),
+            box_labels=take("box_labels"),
+        )
+
+
+@dataclass
+class _Scoring:
+    """Parameters of the per-pair metrics."""
+
+    model: nn.Module
+    score: str
+    tolerance: Optional[float]
+    deletion_filler: Optional[Filler]
+    insertion_filler: Optional[Filler]
+    steps: int
+    saliency_alpha: float
+    batch_size: int
+
+    def __call__(self, pairs: _Pairs, maps: Tensor) -> Dict[str, Tensor]:
+        """Every metric of one method's maps on a batch of pairs, ``key -> (P,)`` on the CPU."""
+        x, target = pairs.inputs, pairs.target
+        tolerance = self.tolerance
+        if tolerance is None:
+            tolerance = scaled_tolerance(min(x.shape[-2:]))
+        values: Dict[str, Tensor] = {}
+        if pairs.masks is not None:
+            values["pointing"] = pointing_game(maps, masks=pairs.masks, tolerance=tolerance).float()
+            segmentation = segmentation_scores(normalize_map(maps), pairs.masks, pairs.valid)
+            values.update({key: segmentation[key] for key in SEGMENTATION})
+        else:
+            values["pointing"] = pointing_game(
+                maps,
+                boxes=pairs.boxes,
+                box_labels=pairs.box_labels,
+                target=target,
+                tolerance=tolerance,
+            ).float()
+            values.update({key: torch.full((x.shape[0],), math.nan) for key in SEGMENTATION})
+        curve = dict(steps=self.steps, score=self.score, batch_size=self.batch_size)
+        values["deletion_auc"] = deletion_auc(
+            self.model, x, maps, target, filler=self.deletion_filler, **curve
+        )
+        values["insertion_auc"] = insertion_auc(
+            self.model, x, maps, target, filler=self.insertion_filler, **curve
+        )
+        values["saliency"] = saliency_metric(
+            self.model,
+            x,
+            maps,
+            target,
+            alpha=self.saliency_alpha,
+            score="softmax" if self.score == "softmax" else "sigmoid",
+            batch_size=self.batch_size,
+        )
+        return {key: value.detach().float().cpu() for key, value in values.items()}
 
 
 def _synchronize(device: torch.device) -> None:
@@ -197,61 +280,61 @@ def evaluate_attributions(
         dataset = Subset(dataset, range(min(num_images, len(dataset))))
     space = space or getattr(getattr(dataset, "dataset", dataset), "space", None) or ImageSpace()
     class_names = class_names or getattr(getattr(dataset, "dataset", dataset), "class_names", None)
-    probability = "softmax" if score == "softmax" else "sigmoid"
     loader = DataLoader(dataset, batch_size=image_batch_size, collate_fn=collate_samples)
-
+    scoring = _Scoring(
+        model,
+        score,
+        pointing_tolerance,
+        deletion_filler,
+        insertion_filler,
+        steps,
+        saliency_alpha,
+        metric_batch_size,
+    )
     per_pair = {m.name: {key: [] for key in COLUMNS} for m in methods}
     sanity: Dict[str, Dict[str, List[Tensor]]] = {}
     pairs: List[tuple] = []
     figure: Optional[FigureRows] = None
     image_size: List[int] = []
-    with preserved_state([model], eval_mode=True):
+    seen = 0
+    progress = tqdm(
+        total=len(dataset) * len(methods),
+        desc="evaluation",
+        unit="image x method",
+        disable=not show_progress,
+    )
+    with preserved_state([model], eval_mode=True), progress:
         built = {m.name: m.build(model) for m in methods}
-        progress = tqdm(total=len(dataset), desc="evaluation", unit="image", disable=not show_progress)
-        seen = 0
         for batch in loader:
-            index = _pairs(batch)
+            batch_pairs = _Pairs.from_batch(batch, seen, device)
             count = batch["image"].shape[0]
-            ids = batch["index"] if "index" in batch else torch.arange(seen, seen + count)
             seen += count
-            progress.update(count)
-            if index.numel() == 0:
+            x = batch_pairs.inputs
+            if x.shape[0] == 0:
+                progress.update(count * len(methods))
                 continue
-            img, cls = index[:, 0], index[:, 1]
-            x = batch["image"][img].to(device)
-            target = cls.to(device)
-            masks = batch["masks"][img, cls].to(device) if "masks" in batch else None
-            valid = batch["valid"][img].to(device) if "valid" in batch else None
-            boxes = batch["boxes"][img].to(device) if "boxes" in batch else None
-            box_labels = batch["box_labels"][img].to(device) if "boxes" in batch else None
             image_size = list(x.shape[-2:])
-            first_pair = len(pairs)
-            pairs += list(zip(ids[img].tolist(), cls.tolist()))
-            tolerance = (
-                scaled_tolerance(min(image_size)) if pointing_tolerance is None else pointing_tolerance
-            )
-            if masks is not None:
-                for name, scores in sanity_rows(masks, valid).items():
+            keep = max(0, min(figure_rows - len(pairs), x.shape[0]))
+            pairs += batch_pairs.ids
+            if batch_pairs.masks is not None:
+                for name, scores in sanity_rows(batch_pairs.masks, batch_pairs.valid).items():
                     for key, value in scores.items():
                         sanity.setdefault(name, {}).setdefault(key, []).append(value.cpu())
-            keep = max(0, min(figure_rows - first_pair, x.shape[0]))
-            if keep and masks is not None:
-                figure = _extend_figure(figure, x[:keep], masks[:keep], cls[:keep], space, class_names)
+                if keep:
+                    figure = _extend_figure(figure, batch_pairs, keep, space, class_names)
             for spec in methods:
-                maps, seconds = _attribute_pairs(built[spec.name], spec, x, target, device)
-                per_pair[spec.name]["seconds_per_pair"] += seconds
-                values = _score_maps(
-                    model, x, maps, target, masks, valid, boxes, box_labels, tolerance,
-                    score, probability, deletion_filler, insertion_filler, steps,
-                    saliency_alpha, metric_batch_size,
+                progress.set_postfix(method=spec.name)
+                maps, seconds = _attribute_pairs(
+                    built[spec.name], spec, x, batch_pairs.target, device
                 )
-                for key, value in values.items():
+                per_pair[spec.name]["seconds_per_pair"] += seconds
+                for key, value in scoring(batch_pairs, maps).items():
                     per_pair[spec.name][key] += value.tolist()
                 if keep and figure is not None:
                     shown = normalize_map(maps[:keep])[:, 0].cpu()
                     old = figure.maps.get(spec.name)
                     figure.maps[spec.name] = shown if old is None else torch.cat([old, shown])
-        progress.close()
+                progress.update(count)
     if not pairs:
         raise ValueError("`dataset` has no image-class pair with ground truth to evaluate")
     settings = {
@@ -259,14 +342,21 @@ def evaluate_attributions(
         "num_pairs": len(pairs),
         "image_size": image_size,
         "score": score,
-        "pointing_tolerance_px": tolerance,
+        "pointing_tolerance_px": (
+            scaled_tolerance(min(image_size)) if pointing_tolerance is None else pointing_tolerance
+        ),
         "steps": steps,
         "deletion_filler": repr(deletion_filler) if deletion_filler else "Constant(0.0)",
         "insertion_filler": repr(insertion_filler) if insertion_filler else "Constant(0.0)",
         "saliency_alpha": saliency_alpha,
         "device": str(device),
-        "methods": {m.name: {"attribute_kwargs": {k: repr(v) for k, v in m.attribute_kwargs.items()},
-                             "batch_size": m.batch_size} for m in methods},
+        "methods": {
+            m.name: {
+                "attribute_kwargs": {k: repr(v) for k, v in m.attribute_kwargs.items()},
+                "batch_size": m.batch_size,
+            }
+            for m in methods
+        },
     }
     sanity_means = {
         name: {key: float(torch.cat(vals).mean()) for key, vals in scores.items()}
@@ -292,44 +382,16 @@ def _attribute_pairs(
     return torch.cat(maps), seconds
 
 
-def _score_maps(
-    model, x, maps, target, masks, valid, boxes, box_labels, tolerance, score, probability,
-    deletion_filler, insertion_filler, steps, saliency_alpha, batch_size,
-) -> Dict[str, Tensor]:
-    """Every per-pair metric of one method on one batch of pairs."""
-    nan = torch.full((x.shape[0],), math.nan)
-    values: Dict[str, Tensor] = {}
-    if masks is not None:
-        values["pointing"] = pointing_game(maps, masks=masks, tolerance=tolerance).float()
-        seg = segmentation_scores(normalize_map(maps), masks, valid)
-        values.update({key: seg[key] for key in SEGMENTATION})
-    else:
-        values["pointing"] = pointing_game(
-            maps, boxes=boxes, box_labels=box_labels, target=target, tolerance=tolerance
-        ).float()
-        values.update({key: nan for key in SEGMENTATION})
-    curve_kwargs = dict(steps=steps, score=score, batch_size=batch_size)
-    values["deletion_auc"] = deletion_auc(model, x, maps, target, filler=deletion_filler, **curve_kwargs)
-    values["insertion_auc"] = insertion_auc(
-        model, x, maps, target, filler=insertion_filler, **curve_kwargs
-    )
-    values["saliency"] = saliency_metric(
-        model, x, maps, target, alpha=saliency_alpha, score=probability, batch_size=batch_size
-    )
-    return {key: value.detach().float().cpu() for key, value in values.items()}
-
-
 def _extend_figure(
     figure: Optional[FigureRows],
-    x: Tensor,
-    masks: Tensor,
-    cls: Tensor,
+    pairs: _Pairs,
+    keep: int,
     space: ImageSpace,
     class_names: Optional[Sequence[str]],
 ) -> FigureRows:
-    images = space.to_pixels(x).clamp(0, 1).cpu()
-    gt = masks.float().cpu()
-    titles = [class_names[c] if class_names else f"class {c}" for c in cls.tolist()]
+    images = space.to_pixels(pairs.inputs[:keep]).clamp(0, 1).cpu()
+    gt = pairs.masks[:keep].float().cpu()
+    titles = [class_names[c] if class_names else f"class {c}" for _, c in pairs.ids[:keep]]
     if figure is None:
         return FigureRows(images, gt, titles)
     figure.images = torch.cat([figure.images, images])

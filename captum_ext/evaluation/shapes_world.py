@@ -74,7 +74,11 @@ def evaluate_shapes_world(
     dataset = ShapesDataset(num_images, image_size, seed=seed, split="test")
     specs = default_methods(image_size, score=SHAPES_SCORE, space=dataset.space, include=methods)
     result = evaluate_attributions(
-        model, dataset, specs, score=SHAPES_SCORE, figure_rows=figure_rows,
+        model,
+        dataset,
+        specs,
+        score=SHAPES_SCORE,
+        figure_rows=figure_rows,
         show_progress=show_progress,
     )
     result.settings["dataset"] = (

@@ -64,7 +64,9 @@ def check_unit_mask(
     if value.dim() == 3:
         value = value.unsqueeze(1)
     if value.dim() != 4 or value.shape[1] != 1:
-        raise ValueError(f"`{name}` must have shape (N, H, W) or (N, 1, H, W), got {tuple(value.shape)}")
+        raise ValueError(
+            f"`{name}` must have shape (N, H, W) or (N, 1, H, W), got {tuple(value.shape)}"
+        )
     if like is not None:
         if value.shape != like.shape:
             raise ValueError(

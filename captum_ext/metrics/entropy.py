@@ -78,7 +78,13 @@ def reference_entropy(
         return perturb(index, holes), index
 
     outputs = batched_outputs(
-        forward_func, build, n, n, batch_size, additional_forward_args, show_progress,
+        forward_func,
+        build,
+        n,
+        n,
+        batch_size,
+        additional_forward_args,
+        show_progress,
         desc="reference entropy",
     )
     return entropy(outputs.softmax(dim=1))

@@ -70,9 +70,7 @@ def _check_boxes(
         selected = box_labels == targets.view(-1, 1)
     missing = (~selected.any(dim=1)).nonzero().flatten()
     if missing.numel():
-        raise ValueError(
-            f"`boxes` has no box of the target class for example {int(missing[0])}"
-        )
+        raise ValueError(f"`boxes` has no box of the target class for example {int(missing[0])}")
     return boxes, selected
 
 
@@ -188,8 +186,8 @@ def box_iou_pairs(boxes: Tensor, others: Tensor) -> Tensor:
     tensor([[0.3333]])
     """
     a = boxes.unsqueeze(1)
-    iw = (torch.minimum(a[..., 2], others[..., 2]) - torch.maximum(a[..., 0], others[..., 0]))
-    ih = (torch.minimum(a[..., 3], others[..., 3]) - torch.maximum(a[..., 1], others[..., 1]))
+    iw = torch.minimum(a[..., 2], others[..., 2]) - torch.maximum(a[..., 0], others[..., 0])
+    ih = torch.minimum(a[..., 3], others[..., 3]) - torch.maximum(a[..., 1], others[..., 1])
     inter = iw.clamp_min(0) * ih.clamp_min(0)
 
     def area(b: Tensor) -> Tensor:
@@ -286,7 +284,11 @@ def choose_alpha(
     errors = torch.stack(
         [
             localisation_error(
-                attributions, boxes, box_labels=box_labels, target=target, alpha=a,
+                attributions,
+                boxes,
+                box_labels=box_labels,
+                target=target,
+                alpha=a,
                 iou_threshold=iou_threshold,
             ).mean()
             for a in candidates  # a handful of thresholds, each batched over all maps

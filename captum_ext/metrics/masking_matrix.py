@@ -104,11 +104,15 @@ def class_masking_matrix(
     if not isinstance(labels, Tensor):
         raise TypeError(f"`labels` must be a torch.Tensor, got {type(labels).__name__}")
     if labels.shape != (n, num_classes):
-        raise ValueError(f"`labels` must have shape ({n}, {num_classes}), got {tuple(labels.shape)}")
+        raise ValueError(
+            f"`labels` must have shape ({n}, {num_classes}), got {tuple(labels.shape)}"
+        )
     check_same_device(inputs, labels, names=("inputs", "labels"))
     classes = list(range(num_classes)) if classes is None else [int(c) for c in classes]
     if not classes or min(classes) < 0 or max(classes) >= num_classes:
-        raise ValueError(f"`classes` must be non-empty class indices < {num_classes}, got {classes}")
+        raise ValueError(
+            f"`classes` must be non-empty class indices < {num_classes}, got {classes}"
+        )
     if not thresholds or any(not 0 <= float(t) < 1 for t in thresholds):
         raise ValueError(f"`thresholds` must be non-empty values in [0, 1), got {list(thresholds)}")
 
@@ -133,7 +137,13 @@ def class_masking_matrix(
     total = used.numel() * per_image
     outputs = (
         batched_outputs(
-            forward_func, build, total, n, batch_size, additional_forward_args, show_progress,
+            forward_func,
+            build,
+            total,
+            n,
+            batch_size,
+            additional_forward_args,
+            show_progress,
             desc="masking matrix",
         )
         if total

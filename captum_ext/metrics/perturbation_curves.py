@@ -94,8 +94,14 @@ def _curve(
         return perturb(example, holes), example
 
     outputs = batched_outputs(
-        forward_func, build, n * (steps + 1), n, batch_size, additional_forward_args,
-        show_progress, desc=mode,
+        forward_func,
+        build,
+        n * (steps + 1),
+        n,
+        batch_size,
+        additional_forward_args,
+        show_progress,
+        desc=mode,
     )
     check_targets(targets, inputs, outputs.shape[1])
     repeated = targets.repeat_interleave(steps + 1)
@@ -168,8 +174,18 @@ def deletion_curve(
     (torch.Size([2, 5]), torch.Size([2]))
     """
     return _curve(
-        "deletion", forward_func, inputs, attributions, target, filler, steps, score,
-        batch_size, additional_forward_args, generator, show_progress,
+        "deletion",
+        forward_func,
+        inputs,
+        attributions,
+        target,
+        filler,
+        steps,
+        score,
+        batch_size,
+        additional_forward_args,
+        generator,
+        show_progress,
     )
 
 
@@ -203,8 +219,18 @@ def insertion_curve(
     tensor([0.0000, 0.2500, 0.5000, 0.7500, 1.0000])
     """
     return _curve(
-        "insertion", forward_func, inputs, attributions, target, filler, steps, score,
-        batch_size, additional_forward_args, generator, show_progress,
+        "insertion",
+        forward_func,
+        inputs,
+        attributions,
+        target,
+        filler,
+        steps,
+        score,
+        batch_size,
+        additional_forward_args,
+        generator,
+        show_progress,
     )
 
 

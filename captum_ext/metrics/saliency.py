@@ -151,7 +151,13 @@ def saliency_metric(
         return crop_and_resize(inputs[start:stop], boxes[start:stop], (h, w)), index
 
     outputs = batched_outputs(
-        forward_func, build, n, n, batch_size, additional_forward_args, show_progress,
+        forward_func,
+        build,
+        n,
+        n,
+        batch_size,
+        additional_forward_args,
+        show_progress,
         desc="saliency metric",
     )
     check_targets(targets, inputs, outputs.shape[1])

@@ -62,7 +62,8 @@ def soft_accuracy(masks: Tensor, ground_truth: Tensor, valid: Optional[Tensor] =
 
     Examples
     --------
-    >>> soft_accuracy(torch.tensor([[[1.0, 0.5, 0.0, 0.0]]]), torch.tensor([[[1.0, 1.0, 0.0, 1.0]]]))
+    >>> m, g = torch.tensor([[[1.0, 0.5, 0.0, 0.0]]]), torch.tensor([[[1.0, 1.0, 0.0, 1.0]]])
+    >>> soft_accuracy(m, g)
     tensor([0.6250])
     """
     m, g, weight = _prepare(masks, ground_truth, valid)
@@ -76,7 +77,8 @@ def continuous_iou(masks: Tensor, ground_truth: Tensor, valid: Optional[Tensor] 
 
     Examples
     --------
-    >>> continuous_iou(torch.tensor([[[1.0, 0.5, 0.0, 0.0]]]), torch.tensor([[[1.0, 1.0, 0.0, 1.0]]]))
+    >>> m, g = torch.tensor([[[1.0, 0.5, 0.0, 0.0]]]), torch.tensor([[[1.0, 1.0, 0.0, 1.0]]])
+    >>> continuous_iou(m, g)
     tensor([0.5000])
     """
     m, g, weight = _prepare(masks, ground_truth, valid)
@@ -93,7 +95,8 @@ def mean_absolute_error(
 
     Examples
     --------
-    >>> mean_absolute_error(torch.tensor([[[1.0, 0.5, 0.0, 0.0]]]), torch.tensor([[[1.0, 1.0, 0.0, 1.0]]]))
+    >>> m, g = torch.tensor([[[1.0, 0.5, 0.0, 0.0]]]), torch.tensor([[[1.0, 1.0, 0.0, 1.0]]])
+    >>> mean_absolute_error(m, g)
     tensor([0.3750])
     """
     m, g, weight = _prepare(masks, ground_truth, valid)

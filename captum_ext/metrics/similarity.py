@@ -30,7 +30,9 @@ def _pair(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     a = check_map(a, "maps_a")
     b = check_map(b, "maps_b", a, like_name="maps_a")
     if a.shape != b.shape:
-        raise ValueError(f"`maps_b` must have the shape of `maps_a` {tuple(a.shape)}, got {tuple(b.shape)}")
+        raise ValueError(
+            f"`maps_b` must have the shape of `maps_a` {tuple(a.shape)}, got {tuple(b.shape)}"
+        )
     return a, b
 
 
@@ -110,8 +112,7 @@ def hog_features(maps: Tensor, pixels_per_cell: Optional[int] = None) -> Tensor:
     check_positive_int(cell, "pixels_per_cell")
     if min(h, w) // cell < 3:
         raise ValueError(
-            f"`pixels_per_cell`={cell} leaves fewer than 3 cells (one HOG block) on a "
-            f"{h} x {w} map"
+            f"`pixels_per_cell`={cell} leaves fewer than 3 cells (one HOG block) on a {h} x {w} map"
         )
     arrays = maps[:, 0].detach().double().cpu().numpy()
     features = np.stack(
@@ -120,9 +121,7 @@ def hog_features(maps: Tensor, pixels_per_cell: Optional[int] = None) -> Tensor:
     return torch.from_numpy(features).to(maps.device)
 
 
-def hog_pearson(
-    maps_a: Tensor, maps_b: Tensor, *, pixels_per_cell: Optional[int] = None
-) -> Tensor:
+def hog_pearson(maps_a: Tensor, maps_b: Tensor, *, pixels_per_cell: Optional[int] = None) -> Tensor:
     """Pearson correlation of the HOG features of two batches of maps, ``(N,)``.
 
     NaN where a descriptor is constant (e.g. a flat map), as ``scipy.stats.pearsonr``.

@@ -13,7 +13,9 @@ from tests.metrics.helpers import PixelSum
 
 def test_entropy_by_hand():
     x = torch.rand(2, 1, 2, 2)
-    assert torch.allclose(reference_entropy(PixelSum(), x, Constant(0.0)), torch.full((2,), math.log(3)))
+    assert torch.allclose(
+        reference_entropy(PixelSum(), x, Constant(0.0)), torch.full((2,), math.log(3))
+    )
     # Reference of ones: logits (4, -4, 0).
     p = torch.tensor([4.0, -4.0, 0.0]).softmax(0)
     expected = -(p * p.log()).sum()
@@ -24,8 +26,9 @@ def test_entropy_by_hand():
 def test_random_reference_is_seeded_and_inpainting_gets_whole_image_holes():
     model = TinyCNN().eval()
     x = torch.zeros(3, 3, 8, 8)
-    run = lambda seed: reference_entropy(model, x, GaussianNoise(0.5), batch_size=2,
-                                         generator=torch.Generator().manual_seed(seed))
+    run = lambda seed: reference_entropy(
+        model, x, GaussianNoise(0.5), batch_size=2, generator=torch.Generator().manual_seed(seed)
+    )
     assert torch.equal(run(0), run(0)) and not torch.equal(run(0), run(1))
     assert bool((run(0) <= math.log(4) + 1e-6).all())
 

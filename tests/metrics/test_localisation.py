@@ -42,8 +42,10 @@ def test_pointing_game_with_boxes_and_labels():
     gt = torch.zeros(3, 10, 10)
     gt[:, 6:, 6:] = 1
     for tol in (0, 2.9, 3, 4.2, 4.3):
-        assert torch.equal(pointing_game(maps, boxes=boxes[:, :1], tolerance=tol),
-                           pointing_game(maps, masks=gt, tolerance=tol))
+        assert torch.equal(
+            pointing_game(maps, boxes=boxes[:, :1], tolerance=tol),
+            pointing_game(maps, masks=gt, tolerance=tol),
+        )
 
 
 def test_pointing_uses_the_first_maximum_and_channel_mean():
@@ -74,8 +76,10 @@ def test_threshold_boxes():
 
 
 def test_box_iou_and_localisation_error():
-    iou = box_iou_pairs(torch.tensor([[0.0, 0.0, 4.0, 4.0]]),
-                        torch.tensor([[[0.0, 0.0, 4.0, 4.0], [2.0, 2.0, 6.0, 6.0], [5.0, 5, 6, 6]]]))
+    iou = box_iou_pairs(
+        torch.tensor([[0.0, 0.0, 4.0, 4.0]]),
+        torch.tensor([[[0.0, 0.0, 4.0, 4.0], [2.0, 2.0, 6.0, 6.0], [5.0, 5, 6, 6]]]),
+    )
     assert torch.allclose(iou, torch.tensor([[1.0, 4 / 28, 0.0]]))
     maps = torch.zeros(2, 8, 8)
     maps[:, 2:6, 2:6] = 1.0
@@ -111,7 +115,9 @@ def test_bad_input():
     with pytest.raises(ValueError, match="`boxes` must have shape \\(2, M, 4\\)"):
         pointing_game(maps, boxes=torch.zeros(2, 1, 3))
     with pytest.raises(ValueError, match="`box_labels` must have shape"):
-        pointing_game(maps, boxes=torch.zeros(2, 1, 4), box_labels=torch.zeros(2, 2).long(), target=0)
+        pointing_game(
+            maps, boxes=torch.zeros(2, 1, 4), box_labels=torch.zeros(2, 2).long(), target=0
+        )
     with pytest.raises(TypeError, match="`box_labels` must be an integer tensor"):
         pointing_game(maps, boxes=torch.zeros(2, 1, 4), box_labels=torch.zeros(2, 1), target=0)
     with pytest.raises(ValueError, match="`boxes` contains NaN"):

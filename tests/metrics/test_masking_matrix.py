@@ -28,11 +28,13 @@ def test_matrix_by_hand():
     x, masks, labels = scene()
     matrix = class_masking_matrix(MeanColour(), x, masks, labels, score="logit", batch_size=5)
     # Logits are the channel means. Row 0 (red): images 0 and 1; row 2 (blue): image 0.
-    expected = torch.tensor([
-        [0.75, 0.75, 0.0, 0.0],
-        [math.nan] * 4,
-        [0.5, 0.0, 0.0, 0.5 * 5 / 9],
-    ])
+    expected = torch.tensor(
+        [
+            [0.75, 0.75, 0.0, 0.0],
+            [math.nan] * 4,
+            [0.5, 0.0, 0.0, 0.5 * 5 / 9],
+        ]
+    )
     assert torch.allclose(matrix, expected, equal_nan=True)
     sub = class_masking_matrix(MeanColour(), x, masks, labels, score="logit", classes=[2, 0])
     assert torch.allclose(sub, expected[[2, 0]][:, [0, 3, 1]])

@@ -36,8 +36,9 @@ def test_insertion_curve_by_hand():
 def test_reversed_map_and_constant_filler_value():
     # Least important first, filled with 1: remove the 1 -> 4+3+2+1 = 10; the 2 too ->
     # 4+3+1+1 = 9; the 3 too -> 4+1+1+1 = 7; all -> 4.
-    curve = deletion_curve(PixelSum(), X, -MAP, target=0, steps=4, score="logit",
-                           filler=Constant(1.0))
+    curve = deletion_curve(
+        PixelSum(), X, -MAP, target=0, steps=4, score="logit", filler=Constant(1.0)
+    )
     assert torch.allclose(curve.scores, torch.tensor([[10.0, 10.0, 9.0, 7.0, 4.0]]))
 
 
@@ -77,16 +78,28 @@ def test_auc_shortcuts_match_curves():
     x = torch.cat([X, 3 * X])
     maps = torch.cat([MAP, -MAP])
     kwargs = dict(steps=4, score="logit")
-    assert torch.allclose(deletion_auc(PixelSum(), x, maps, 0, **kwargs),
-                          deletion_curve(PixelSum(), x, maps, 0, **kwargs).auc)
-    assert torch.allclose(insertion_auc(PixelSum(), x, maps, 0, **kwargs),
-                          insertion_curve(PixelSum(), x, maps, 0, **kwargs).auc)
+    assert torch.allclose(
+        deletion_auc(PixelSum(), x, maps, 0, **kwargs),
+        deletion_curve(PixelSum(), x, maps, 0, **kwargs).auc,
+    )
+    assert torch.allclose(
+        insertion_auc(PixelSum(), x, maps, 0, **kwargs),
+        insertion_curve(PixelSum(), x, maps, 0, **kwargs).auc,
+    )
 
 
 def test_per_example_forward_args_follow_their_example():
     x = torch.cat([X, X])
-    curve = deletion_curve(PixelSum(), x, torch.cat([MAP, MAP]), 0, steps=4, score="logit",
-                           additional_forward_args=(torch.tensor([1.0, 10.0]),), batch_size=3)
+    curve = deletion_curve(
+        PixelSum(),
+        x,
+        torch.cat([MAP, MAP]),
+        0,
+        steps=4,
+        score="logit",
+        additional_forward_args=(torch.tensor([1.0, 10.0]),),
+        batch_size=3,
+    )
     assert torch.allclose(curve.scores[1], 10 * curve.scores[0])
 
 
@@ -103,13 +116,15 @@ class MeanFill:
 
 def test_hole_dependent_filler_gets_the_current_holes():
     x = torch.tensor([[[[0.8, 0.6], [0.4, 0.2]]]])
-    curve = deletion_curve(PixelSum(), x, MAP, 0, steps=4, score="logit",
-                           filler=Inpaint(MeanFill()))
+    curve = deletion_curve(
+        PixelSum(), x, MAP, 0, steps=4, score="logit", filler=Inpaint(MeanFill())
+    )
     # Remove 0.8 -> filled with mean(0.6, 0.4, 0.2) = 0.4; sum 1.6. Remove 0.8, 0.6 ->
     # mean(0.4, 0.2) = 0.3 twice; 1.2. Three removed -> 0.2 * 4 = 0.8. All -> 4 * 0.5.
     assert torch.allclose(curve.scores, torch.tensor([[2.0, 1.6, 1.2, 0.8, 2.0]]))
-    insertion = insertion_curve(PixelSum(), x, MAP, 0, steps=4, score="logit",
-                                filler=Inpaint(MeanFill()))
+    insertion = insertion_curve(
+        PixelSum(), x, MAP, 0, steps=4, score="logit", filler=Inpaint(MeanFill())
+    )
     # Nothing inserted -> 4 * 0.5; 0.8 inserted -> the rest filled with 0.8 -> 3.2.
     assert torch.allclose(insertion.scores[0, :2], torch.tensor([2.0, 3.2]))
 
@@ -119,12 +134,33 @@ def test_random_filler_is_seeded():
 
     model = TinyCNN().eval()
     x, maps = torch.rand(2, 3, 8, 8), torch.rand(2, 8, 8)
-    a = deletion_auc(model, x, maps, 1, filler=UniformNoise(), steps=4,
-                     generator=torch.Generator().manual_seed(3))
-    b = deletion_auc(model, x, maps, 1, filler=UniformNoise(), steps=4,
-                     generator=torch.Generator().manual_seed(3))
-    c = deletion_auc(model, x, maps, 1, filler=UniformNoise(), steps=4,
-                     generator=torch.Generator().manual_seed(4))
+    a = deletion_auc(
+        model,
+        x,
+        maps,
+        1,
+        filler=UniformNoise(),
+        steps=4,
+        generator=torch.Generator().manual_seed(3),
+    )
+    b = deletion_auc(
+        model,
+        x,
+        maps,
+        1,
+        filler=UniformNoise(),
+        steps=4,
+        generator=torch.Generator().manual_seed(3),
+    )
+    c = deletion_auc(
+        model,
+        x,
+        maps,
+        1,
+        filler=UniformNoise(),
+        steps=4,
+        generator=torch.Generator().manual_seed(4),
+    )
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 

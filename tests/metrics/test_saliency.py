@@ -65,7 +65,9 @@ def test_mask_saliency_by_hand():
     p = (0.5 * torch.tensor([0.25, 0.0, 0.75])).softmax(0)
     assert value.item() == pytest.approx(math.log(0.5) - math.log(p[0] + p[2]), abs=1e-6)
     # The empty mask: area floored at 0.05, all logits 0 -> p = 1/3 each.
-    empty = mask_saliency(MeanColour(), x, torch.zeros(1, 4, 4), torch.tensor([[True, False, True]]))
+    empty = mask_saliency(
+        MeanColour(), x, torch.zeros(1, 4, 4), torch.tensor([[True, False, True]])
+    )
     assert empty.item() == pytest.approx(math.log(0.05) - math.log(2 / 3), abs=1e-6)
 
 

@@ -18,7 +18,8 @@ GT = torch.tensor([[[1.0, 1.0], [0.0, 0.0]]])
 
 
 def test_scores_by_hand():
-    # accuracy: mean(0.9, 0.2, 1.0, 0.4) ; IoU: (0.9 + 0.2) / (1 + 1 + 0 + 0.6) ; MAE: mean(0.1, 0.8, 0, 0.6)
+    # accuracy: mean(0.9, 0.2, 1.0, 0.4); IoU: (0.9 + 0.2) / (1 + 1 + 0 + 0.6);
+    # MAE: mean(0.1, 0.8, 0, 0.6)
     assert soft_accuracy(MASK, GT).item() == pytest.approx(2.5 / 4)
     assert continuous_iou(MASK, GT).item() == pytest.approx(1.1 / 2.6)
     assert mean_absolute_error(MASK, GT).item() == pytest.approx(1.5 / 4)

@@ -27,8 +27,12 @@ def map_pair(n=3, size=32, seed=0):
 def test_ssim_matches_skimage(win_size, data_range):
     a, b = map_pair()
     ours = map_ssim(a, b, win_size=win_size, data_range=data_range)
-    ref = [structural_similarity(a[i, 0].numpy(), b[i, 0].numpy(), win_size=win_size,
-                                 data_range=data_range) for i in range(3)]
+    ref = [
+        structural_similarity(
+            a[i, 0].numpy(), b[i, 0].numpy(), win_size=win_size, data_range=data_range
+        )
+        for i in range(3)
+    ]
     assert np.allclose(ours.numpy(), ref, atol=1e-10)
     assert torch.allclose(map_ssim(a, a), torch.ones(3, dtype=torch.float64))
 
@@ -40,8 +44,13 @@ def test_hog_matches_skimage_and_scipy():
     ref = hog(a[0, 0].numpy(), pixels_per_cell=(cell, cell), cells_per_block=(3, 3))
     assert np.allclose(features[0].numpy(), ref)
     ours = hog_pearson(a, b)
-    expected = [pearsonr(hog(a[i, 0].numpy(), pixels_per_cell=(cell, cell)),
-                         hog(b[i, 0].numpy(), pixels_per_cell=(cell, cell)))[0] for i in range(3)]
+    expected = [
+        pearsonr(
+            hog(a[i, 0].numpy(), pixels_per_cell=(cell, cell)),
+            hog(b[i, 0].numpy(), pixels_per_cell=(cell, cell)),
+        )[0]
+        for i in range(3)
+    ]
     assert np.allclose(ours.numpy(), expected, atol=1e-10)
     assert hog_features(a, pixels_per_cell=8).shape == (3, 81 * 4 * 4)
 

@@ -1,0 +1,172 @@
+"""The evaluation harness: pairs, metric wiring, report files, shapes-world entry point."""
+
+import json
+import math
+
+import matplotlib.image
+import pytest
+import torch
+from captum.attr import Saliency
+from torch.utils.data import Dataset
+
+from captum_ext.attr import RandomAttribution
+from captum_ext.data.shapes import ShapesDataset
+from captum_ext.evaluation import (
+    MethodSpec,
+    default_methods,
+    evaluate_attributions,
+    evaluate_shapes_world,
+    write_report,
+)
+from captum_ext.metrics import (
+    continuous_iou,
+    deletion_auc,
+    insertion_auc,
+    normalize_map,
+    pointing_game,
+    saliency_metric,
+    scaled_tolerance,
+    soft_accuracy,
+)
+from captum_ext.models.shapes_classifier import ShapesClassifier
+
+
+@pytest.fixture(scope="module")
+def world():
+    torch.manual_seed(0)
+    return ShapesDataset(3, image_size=32, split="test"), ShapesClassifier(width=4).eval()
+
+
+def pairs_of(dataset):
+    return [
+        (i, c)
+        for i in range(len(dataset))
+        for c in dataset[i]["labels"].nonzero().flatten().tolist()
+    ]
+
+
+def test_pairs_and_metrics_match_direct_calls(world):
+    dataset, model = world
+    spec = MethodSpec("Random", lambda m: RandomAttribution(m, seed=3), {}, batch_size=100)
+    result = evaluate_attributions(
+        model, dataset, [spec], score="sigmoid", show_progress=False, steps=7
+    )
+    pairs = pairs_of(dataset)
+    assert result.pairs == pairs
+    x = torch.stack([dataset[i]["image"] for i, _ in pairs])
+    target = torch.tensor([c for _, c in pairs])
+    masks = torch.stack([dataset[i]["masks"][c] for i, c in pairs])
+    maps = RandomAttribution(model, seed=3).attribute(x, target=target, return_map=True)
+    got = {k: torch.tensor(v) for k, v in result.per_pair["Random"].items()}
+    tol = scaled_tolerance(32)
+    assert torch.equal(got["pointing"], pointing_game(maps, masks=masks, tolerance=tol).float())
+    assert torch.allclose(got["iou"], continuous_iou(normalize_map(maps), masks))
+    assert torch.allclose(got["accuracy"], soft_accuracy(normalize_map(maps), masks))
+    assert torch.allclose(
+        got["deletion_auc"], deletion_auc(model, x, maps, target, score="sigmoid", steps=7)
+    )
+    assert torch.allclose(
+        got["insertion_auc"], insertion_auc(model, x, maps, target, score="sigmoid", steps=7)
+    )
+    assert torch.allclose(got["saliency"], saliency_metric(model, x, maps, target, score="sigmoid"))
+    assert bool((got["seconds_per_pair"] > 0).all())
+    table = result.table()["Random"]
+    assert table["iou"] == pytest.approx(got["iou"].mean().item())
+    assert result.sanity["G.T."]["iou"] == 1.0 and result.sanity["0"]["iou"] == 0.0
+    assert result.settings["pointing_tolerance_px"] == pytest.approx(tol)
+
+
+@pytest.mark.filterwarnings("ignore:Input Tensor 0 did not already require gradients")
+def test_method_batch_size_does_not_change_maps(world):
+    dataset, model = world
+    make = lambda b: MethodSpec("Saliency", Saliency, {"abs": True}, batch_size=b)
+    a = evaluate_attributions(
+        model, dataset, [make(1)], show_progress=False, figure_rows=0, steps=4
+    )
+    b = evaluate_attributions(
+        model, dataset, [make(64)], show_progress=False, figure_rows=0, steps=4
+    )
+    for key in ("iou", "pointing", "deletion_auc"):
+        assert torch.allclose(
+            torch.tensor(a.per_pair["Saliency"][key]),
+            torch.tensor(b.per_pair["Saliency"][key]),
+            atol=1e-5,
+        )
+    assert a.figure is None
+
+
+class BoxesOnly(Dataset):
+    """The shapes world without masks, with a void border marked invalid."""
+
+    def __init__(self, base):
+        self.base = base
+
+    def __len__(self):
+        return len(self.base)
+
+    def __getitem__(self, i):
+        s = dict(self.base[i])
+        del s["masks"]
+        return s
+
+
+def test_boxes_only_dataset_gives_pointing_and_no_segmentation(world, tmp_path):
+    dataset, model = world
+    spec = default_methods(32, include=["random"])[0]
+    result = evaluate_attributions(model, BoxesOnly(dataset), [spec], show_progress=False, steps=4)
+    assert len(result.pairs) == len(pairs_of(dataset))
+    assert all(math.isnan(v) for v in result.per_pair["Random"]["iou"])
+    assert not any(math.isnan(v) for v in result.per_pair["Random"]["pointing"])
+    paths = write_report(result, tmp_path)
+    assert "figure" not in paths
+    payload = json.loads(paths["json"].read_text())
+    assert payload["table"]["Random"]["iou"] is None
+    assert "| Random |" in paths["markdown"].read_text()
+
+
+def test_bad_arguments(world):
+    dataset, model = world
+    spec = default_methods(32, include=["random"])[0]
+    with pytest.raises(ValueError, match="`methods` must hold at least one"):
+        evaluate_attributions(model, dataset, [])
+    with pytest.raises(ValueError, match="duplicate names"):
+        evaluate_attributions(model, dataset, [spec, spec])
+    with pytest.raises(ValueError, match="`score` must be one of"):
+        evaluate_attributions(model, dataset, [spec], score="probability")
+    with pytest.raises(ValueError, match="`num_images` must be >= 1"):
+        evaluate_attributions(model, dataset, [spec], num_images=0)
+
+
+def test_shapes_world_report_files(world, tmp_path):
+    _, model = world
+    model.train()
+    result = evaluate_shapes_world(
+        tmp_path,
+        num_images=2,
+        image_size=32,
+        model=model,
+        methods=["gradcam", "random"],
+        figure_rows=2,
+        show_progress=False,
+    )
+    assert model.training  # restored after the run
+    assert result.methods == ["GradCAM", "Random"]
+    assert result.settings["score"] == "sigmoid"
+    markdown = (tmp_path / "metrics.md").read_text()
+    for header in (
+        "Pointing",
+        "IoU",
+        "Soft acc.",
+        "MAE",
+        "Deletion AUC",
+        "Insertion AUC",
+        "Saliency",
+        "s / pair",
+    ):
+        assert header in markdown
+    payload = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(payload["table"]) == {"GradCAM", "Random"}
+    assert len(payload["per_pair"]["GradCAM"]["iou"]) == len(result.pairs)
+    image = matplotlib.image.imread(tmp_path / "figure.png")
+    assert image.shape[0] > 100 and image.shape[1] > image.shape[0]  # 2 rows, 4 columns
+    assert result.figure.maps["GradCAM"].shape == (2, 32, 32)
