@@ -15,16 +15,9 @@ from captum_ext._utils.validation import TargetLike, check_choice, check_positiv
 from captum_ext.attr._base import MaskAttribution
 from captum_ext.fillers.base import Filler, remove
 from captum_ext.fillers.blur import Blur
+from captum_ext.metrics._forward import select_args
 
 RANKS = ("descent", "abs")
-
-
-def _select(args: Tuple[Any, ...], index: Tensor, batch: int) -> Tuple[Any, ...]:
-    """Rows ``index`` of every tensor argument with ``batch`` rows (others unchanged)."""
-    return tuple(
-        a[index] if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == batch else a
-        for a in args
-    )
 
 
 class MP2(MaskAttribution):
@@ -192,7 +185,7 @@ class MP2(MaskAttribution):
             scores = self._scores(
                 remove(x, 1 - holes, reference),
                 target_t[active],
-                _select(additional_forward_args, active, n),
+                select_args(additional_forward_args, active, n),
             )
             done = (scores.detach() <= stop_prob) | (order > 0).all(dim=1)
             if t == limit:

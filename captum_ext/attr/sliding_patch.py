@@ -11,7 +11,7 @@ from torch import Tensor
 
 from captum_ext._utils.validation import TargetLike, check_choice
 from captum_ext.attr._base import MaskAttribution
-from captum_ext.attr._perturbation import PerturbationScorer, format_baselines
+from captum_ext.attr._perturbation import format_baselines, perturbation_scores
 from captum_ext.fillers.base import Filler
 from captum_ext.fillers.constant import Constant
 
@@ -186,15 +186,7 @@ class SlidingPatch(MaskAttribution):
         with torch.no_grad():
             num_classes = self._forward(inputs, additional_forward_args).shape[1]
         target_t = self._target(target, inputs, num_classes)
-        scorer = PerturbationScorer(
-            self._scores,
-            inputs,
-            target_t,
-            additional_forward_args,
-            self.filler,
-            format_baselines(baselines, inputs),
-            torch.Generator().manual_seed(seed),
-        )
+        filler = format_baselines(baselines, inputs) or self.filler
         tops = torch.arange(0, h - kh + 1, sh, device=inputs.device)
         lefts = torch.arange(0, w - kw + 1, sw, device=inputs.device)
         gy, gx = tops.numel(), lefts.numel()
@@ -209,9 +201,23 @@ class SlidingPatch(MaskAttribution):
             holes = in_rows[:, :, None] & in_cols[:, None, :]
             return holes[:, None, None].expand(-1, n, 1, h, w)
 
-        drops = scorer.clean_scores()[:, None] - scorer.scores(
-            holes_for, gy * gx, perturbations_per_eval, show_progress, "SlidingPatch"
+        with torch.no_grad():
+            clean = self._scores(inputs, target_t, additional_forward_args)
+        scores = perturbation_scores(
+            self.forward_func,
+            inputs,
+            target_t,
+            additional_forward_args,
+            filler,
+            self.score,
+            holes_for,
+            gy * gx,
+            perturbations_per_eval,
+            torch.Generator().manual_seed(seed),
+            show_progress,
+            "SlidingPatch",
         )
+        drops = clean[:, None] - scores
         grid = drops.view(n, 1, gy, gx)
         if aggregate == "grid":
             return F.interpolate(grid, size=(h, w), mode="bilinear", align_corners=False)

@@ -17,7 +17,7 @@ from captum_ext._utils.validation import (
     check_same_device,
 )
 from captum_ext.attr._base import MaskAttribution
-from captum_ext.attr._perturbation import PerturbationScorer, format_baselines
+from captum_ext.attr._perturbation import format_baselines, perturbation_scores
 from captum_ext.fillers.base import Filler
 from captum_ext.fillers.constant import Constant
 from captum_ext.fillers.image_space import ImageSpace
@@ -306,7 +306,7 @@ class SuperpixelLime(MaskAttribution):
         with torch.no_grad():
             num_classes = self._forward(inputs, additional_forward_args).shape[1]
         target_t = self._target(target, inputs, num_classes)
-        reference = format_baselines(baselines, inputs)
+        filler = format_baselines(baselines, inputs) or self.filler
         if feature_mask is None:
             segments = self.superpixels(inputs)
         else:
@@ -328,17 +328,19 @@ class SuperpixelLime(MaskAttribution):
             keep = chunk.gather(2, index)  # (N, p, HW)
             return (~keep).transpose(0, 1).reshape(stop - start, n, 1, h, w)
 
-        scorer = PerturbationScorer(
-            self._scores,
+        scores = perturbation_scores(
+            self.forward_func,
             inputs,
             target_t,
             additional_forward_args,
-            self.filler,
-            reference,
+            filler,
+            self.score,
+            holes_for,
+            n_samples,
+            perturbations_per_eval,
             generator,
-        )
-        scores = scorer.scores(
-            holes_for, n_samples, perturbations_per_eval, show_progress, "SuperpixelLime"
+            show_progress,
+            "SuperpixelLime",
         )
         on = samples.sum(dim=2).double()
         distance = 1 - torch.sqrt(on / counts[:, None].double())  # cosine distance to all-ones

@@ -80,7 +80,7 @@ class InpaintingUNet(nn.Module):
 
     def __init__(
         self,
-        width: int = 24,
+        width: int = 16,
         depth: int = 3,
         dilations: Sequence[int] = (2, 4),
         noise_channels: int = 1,

@@ -48,7 +48,7 @@ class InpainterModule(LightningModule):
 
     def __init__(
         self,
-        width: int = 24,
+        width: int = 16,
         depth: int = 3,
         dilations: Sequence[int] = (2, 4),
         noise_channels: int = 1,
