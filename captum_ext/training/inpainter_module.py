@@ -9,7 +9,7 @@ from lightning.pytorch import LightningModule
 from torch import Tensor
 
 from captum_ext.models.inpainting_unet import InpaintingUNet
-from captum_ext.training.inpainting_losses import local_features, masked_l1, texture_loss
+from captum_ext.training.inpainting_losses import gradient_energy, masked_l1, texture_loss
 
 
 class InpainterModule(LightningModule):
@@ -96,7 +96,7 @@ class InpainterModule(LightningModule):
             + hp.l1_valid * losses["l1_valid"]
             + hp.texture * losses["texture"]
         )
-        losses["grad_energy_ratio"] = _gradient_energy(composite, holes) / _gradient_energy(
+        losses["grad_energy_ratio"] = gradient_energy(composite, holes) / gradient_energy(
             images, holes
         ).clamp_min(1e-8)
         return losses
@@ -126,10 +126,3 @@ class InpainterModule(LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
-
-
-def _gradient_energy(images: Tensor, holes: Tensor) -> Tensor:
-    """Mean squared one-pixel difference inside the holes (a scalar over the batch)."""
-    diffs = local_features(images, scales=(1,))[:, 3:]
-    weight = holes.expand_as(diffs[:, :1])
-    return (weight * diffs.pow(2)).sum() / (weight.sum() * diffs.shape[1]).clamp_min(1.0)

@@ -55,6 +55,23 @@ def local_features(images: Tensor, scales: Sequence[int] = (1, 2, 4)) -> Tensor:
     return torch.cat(features, dim=1)
 
 
+def gradient_energy(images: Tensor, holes: Tensor) -> Tensor:
+    """Mean squared one-pixel (central) difference inside the holes, a scalar over the batch.
+
+    The ratio of a fill's gradient energy to the true image's measures how much texture
+    the fill has (a flat fill is far below 1).
+
+    Examples
+    --------
+    >>> ramp = torch.arange(4.0).view(1, 1, 1, 4).expand(1, 3, 4, 4)
+    >>> gradient_energy(ramp, torch.ones(1, 1, 4, 4)).item()  # dx^2: 0.25, 1, 1, 0.25; dy = 0
+    0.3125
+    """
+    diffs = local_features(images, scales=(1,))[:, images.shape[1] :]
+    weight = holes.to(diffs.dtype).expand_as(diffs[:, :1])
+    return (weight * diffs.pow(2)).sum() / (weight.sum() * diffs.shape[1]).clamp_min(1.0)
+
+
 def masked_moments(features: Tensor, weight: Tensor) -> tuple[Tensor, Tensor]:
     """Per-image weighted mean ``(N, F)`` and covariance ``(N, F, F)`` of ``(N, F, H, W)`` features.
 

@@ -105,3 +105,24 @@ def test_removal_effectiveness_cli(tmp_path, capsys):
     data = json.loads((tmp_path / "removal.json").read_text())
     assert data["table"]["none"]["ssim"] == pytest.approx(1.0)
     assert (tmp_path / "removal.png").stat().st_size > 0
+
+
+class FlatFill:
+    """Fills every hole with the image's mean colour outside the holes."""
+
+    def __call__(self, images, holes):
+        valid = (~holes).float()
+        mean = (images * valid).sum(dim=(2, 3), keepdim=True) / valid.sum(dim=(2, 3), keepdim=True)
+        return torch.where(holes, mean.expand_as(images), images)
+
+
+def test_inpainting_quality_sees_texture():
+    from captum_ext.evaluation.generative import inpainting_quality
+    from captum_ext.inpainters import OpenCVInpainter
+
+    quality = inpainting_quality(
+        {"flat": FlatFill(), "telea": OpenCVInpainter("telea")}, num_images=8, image_size=32
+    )
+    assert quality["flat"]["grad_energy_ratio"] < quality["telea"]["grad_energy_ratio"]
+    assert quality["flat"]["texture_loss"] > quality["telea"]["texture_loss"]
+    assert 0 < quality["telea"]["grad_energy_ratio"] < 1.5
