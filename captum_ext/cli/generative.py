@@ -16,6 +16,7 @@ def removal_effectiveness(
     classifier: Optional[str] = None,
     inpainter: Optional[str] = None,
     extra_inpainters: Optional[Dict[str, str]] = None,
+    quality_images: int = 200,
     device: str = "cpu",
 ) -> None:
     """Agarwal Table 1: remove the ground-truth objects with each filler.
@@ -32,6 +33,7 @@ def removal_effectiveness(
         classifier: classifier weights (default: the shipped one).
         inpainter: learned-inpainter weights (default: the shipped one).
         extra_inpainters: more learned inpainters to compare, name -> weights file.
+        quality_images: held-out backgrounds of the inpainting-quality table.
         device: torch device.
     """
     from captum_ext.evaluation.generative import run_removal_effectiveness
@@ -44,6 +46,7 @@ def removal_effectiveness(
         classifier,
         inpainter,
         extra_inpainters,
+        quality_images=quality_images,
         device=device,
     )
     print((Path(output_dir) / "removal.md").read_text())

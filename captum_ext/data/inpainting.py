@@ -1,4 +1,4 @@
-"""Images with random holes for self-supervised inpainter training (a folder or the shapes world)."""
+"""Images with random holes for self-supervised inpainter training (a folder or shapes world)."""
 
 from __future__ import annotations
 

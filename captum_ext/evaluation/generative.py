@@ -173,6 +173,7 @@ def run_removal_effectiveness(
     inpainter: Optional[PathLike] = None,
     extra_inpainters: Optional[Mapping[str, PathLike]] = None,
     blur_sigma: float = 10.0,
+    quality_images: int = 200,
     device: Union[str, torch.device] = "cpu",
     show_progress: bool = True,
 ) -> Dict[str, Dict[str, float]]:
@@ -196,6 +197,8 @@ def run_removal_effectiveness(
         More learned inpainters to compare, ``name -> weights file``.
     blur_sigma : float
         Sigma of the blur filler, in pixels.
+    quality_images : int
+        Held-out backgrounds of the inpainting-quality table.
     device : str or torch.device
         Where the models run.
     show_progress : bool
@@ -230,14 +233,14 @@ def run_removal_effectiveness(
             f"| {name} | {row['recall']:.3f} | {row['other_recall']:.3f} | "
             f"{row['ssim']:.3f} | {row['ms_ssim']:.3f} |"
         )
-    quality = inpainting_quality(inpainters, image_size=image_size, seed=seed, device=device)
+    quality = inpainting_quality(inpainters, quality_images, image_size, seed, device=device)
     lines += [
         "",
         "## Inpainting quality on held-out backgrounds",
         "",
-        "200 object-free backgrounds never seen in training, random holes of every kind "
-        "(boxes, superpixel unions, strokes, object-sized blobs). Gradient-energy ratio: the "
-        "fill's mean squared pixel difference over the true background's inside the holes "
+        f"{quality_images} object-free backgrounds never seen in training, random holes of "
+        "every kind (boxes, superpixel unions, strokes, object-sized blobs). Gradient-energy "
+        "ratio: the fill's mean squared pixel difference over the true background's inside the holes "
         "(1 = as much texture as the real background; a smooth fill is far below 1).",
         "",
         "| Inpainter | L1 in holes ↓ | Texture loss ↓ | Gradient-energy ratio (→ 1) |",

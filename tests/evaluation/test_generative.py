@@ -100,7 +100,17 @@ def test_generative_evaluation_report(tmp_path):
 
 
 def test_removal_effectiveness_cli(tmp_path, capsys):
-    main(["removal-effectiveness", "--num_images", "3", "--output_dir", str(tmp_path)])
+    main(
+        [
+            "removal-effectiveness",
+            "--num_images",
+            "3",
+            "--quality_images",
+            "8",
+            "--output_dir",
+            str(tmp_path),
+        ]
+    )
     assert "inpaint: learned (shipped)" in capsys.readouterr().out
     data = json.loads((tmp_path / "removal.json").read_text())
     assert data["table"]["none"]["ssim"] == pytest.approx(1.0)
