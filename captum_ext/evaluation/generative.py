@@ -240,7 +240,8 @@ def run_removal_effectiveness(
         "",
         f"{quality_images} object-free backgrounds never seen in training, random holes of "
         "every kind (boxes, superpixel unions, strokes, object-sized blobs). Gradient-energy "
-        "ratio: the fill's mean squared pixel difference over the true background's inside the holes "
+        "ratio: the fill's mean squared pixel difference over the true background's inside the "
+        "holes "
         "(1 = as much texture as the real background; a smooth fill is far below 1).",
         "",
         "| Inpainter | L1 in holes ↓ | Texture loss ↓ | Gradient-energy ratio (→ 1) |",
