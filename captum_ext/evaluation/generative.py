@@ -551,7 +551,27 @@ def run_sensitivity(
         "lime_samples": lime_samples,
     }
     _write(output_dir, "sensitivity", "\n".join(lines), {"table": table, "settings": settings})
+    _sensitivity_figure(table, Path(output_dir) / "sensitivity.png")
     return table
+
+
+def _sensitivity_figure(table: Mapping[str, Mapping[str, Mapping[str, float]]], path: Path) -> Path:
+    """Bars of the mean similarity (+- std) per metric and method, as the paper's Fig. 6."""
+    metrics = {"ssim": "SSIM", "hog_pearson": "HOG-Pearson", "spearman": "Spearman"}
+    fig = Figure(figsize=(3.2 * len(metrics), 2.6))
+    for i, (key, title) in enumerate(metrics.items()):
+        ax = fig.add_subplot(1, len(metrics), i + 1)
+        names = list(table)
+        means = [table[n][key]["mean"] for n in names]
+        stds = [table[n][key]["std"] for n in names]
+        ax.barh(names, means, xerr=stds, color=["#bbb" if "-G" not in n else "#47a" for n in names])
+        ax.set_xlim(right=1.0)
+        ax.axvline(0.0, color="k", linewidth=0.5)
+        ax.invert_yaxis()
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return path
 
 
 def _nanstd(values: Tensor) -> Tensor:
