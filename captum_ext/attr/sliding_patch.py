@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from captum.log import log_usage
 from torch import Tensor
 
+from captum_ext._utils.scores import target_scores
 from captum_ext._utils.validation import TargetLike, check_choice
 from captum_ext.attr._base import MaskAttribution
 from captum_ext.attr._perturbation import format_baselines, perturbation_scores
@@ -184,8 +185,9 @@ class SlidingPatch(MaskAttribution):
                 f"`sliding_window_shapes` ({kh}, {kw}) is larger than the images ({h}, {w})"
             )
         with torch.no_grad():
-            num_classes = self._forward(inputs, additional_forward_args).shape[1]
-        target_t = self._target(target, inputs, num_classes)
+            logits = self._forward(inputs, additional_forward_args)
+        target_t = self._target(target, inputs, logits.shape[1])
+        clean = target_scores(logits, target_t, self.score)
         filler = format_baselines(baselines, inputs) or self.filler
         tops = torch.arange(0, h - kh + 1, sh, device=inputs.device)
         lefts = torch.arange(0, w - kw + 1, sw, device=inputs.device)
@@ -201,8 +203,6 @@ class SlidingPatch(MaskAttribution):
             holes = in_rows[:, :, None] & in_cols[:, None, :]
             return holes[:, None, None].expand(-1, n, 1, h, w)
 
-        with torch.no_grad():
-            clean = self._scores(inputs, target_t, additional_forward_args)
         scores = perturbation_scores(
             self.forward_func,
             inputs,
