@@ -43,10 +43,25 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
         "sensitivity_main",
         "Agarwal Sec. 4.4: map similarity across SP patch sizes and LIME seeds",
     ),
+    "hallucination": (
+        "captum_ext.cli.mask_experiments",
+        "hallucination",
+        "FGVis Table A1: classes generated from a blank image, with / without defence",
+    ),
+    "reference-entropy": (
+        "captum_ext.cli.mask_experiments",
+        "reference_entropy",
+        "FGVis Table A2: softmax entropy of the fillers' reference images",
+    ),
     "evaluate": (
         "captum_ext.cli.evaluate",
         "main",
         "evaluate attribution methods on the shapes world (metric table, figure)",
+    ),
+    "attribute-dataset": (
+        "captum_ext.cli.attribute_dataset",
+        "attribute_dataset",
+        "write attributions of a whole dataset in shards (trainer.predict, resumable)",
     ),
 }
 

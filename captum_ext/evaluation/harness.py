@@ -28,8 +28,8 @@ from captum_ext.fillers.image_space import ImageSpace
 from captum_ext.metrics import (
     DEFAULT_STEPS,
     attribution_map,
-    deletion_auc,
-    insertion_auc,
+    deletion_curve,
+    insertion_curve,
     normalize_map,
     pointing_game,
     saliency_metric,
@@ -50,6 +50,8 @@ COLUMNS: Dict[str, tuple] = {
     "seconds_per_pair": ("s / pair", False),
 }
 SEGMENTATION = ("accuracy", "iou", "mae")
+#: Per-pair curves the harness averages (kept out of the per-pair table).
+CURVES = ("deletion_curve", "insertion_curve")
 
 
 @dataclass
@@ -81,6 +83,10 @@ class EvaluationResult:
         Parameters of the run (for the report).
     figure : FigureRows, optional
         Data of the figure grid.
+    curves : dict
+        ``method -> "deletion_curve" | "insertion_curve" -> mean score at each step``.
+    curve_fractions : list of float
+        Fraction of pixels removed / inserted at each step of the curves.
     """
 
     methods: List[str]
@@ -89,6 +95,8 @@ class EvaluationResult:
     sanity: Dict[str, Dict[str, float]]
     settings: Dict[str, Any]
     figure: Optional[FigureRows] = None
+    curves: Dict[str, Dict[str, List[float]]] = field(default_factory=dict)
+    curve_fractions: List[float] = field(default_factory=list)
 
     def table(self) -> Dict[str, Dict[str, float]]:
         """``method -> metric -> mean`` over the pairs (NaNs ignored)."""
@@ -153,6 +161,8 @@ class _Scoring:
     steps: int
     saliency_alpha: float
     batch_size: int
+    #: Fractions of pixels at the curves' points (set by the first call).
+    fractions: List[float] = field(default_factory=list)
 
     def __call__(self, pairs: _Pairs, maps: Tensor) -> Dict[str, Tensor]:
         """Every metric of one method's maps on a batch of pairs, ``key -> (P,)`` on the CPU."""
@@ -175,12 +185,13 @@ class _Scoring:
             ).float()
             values.update({key: torch.full((x.shape[0],), math.nan) for key in SEGMENTATION})
         curve = dict(steps=self.steps, score=self.score, batch_size=self.batch_size)
-        values["deletion_auc"] = deletion_auc(
-            self.model, x, maps, target, filler=self.deletion_filler, **curve
-        )
-        values["insertion_auc"] = insertion_auc(
+        deletion = deletion_curve(self.model, x, maps, target, filler=self.deletion_filler, **curve)
+        insertion = insertion_curve(
             self.model, x, maps, target, filler=self.insertion_filler, **curve
         )
+        values["deletion_auc"], values["insertion_auc"] = deletion.auc, insertion.auc
+        values["deletion_curve"], values["insertion_curve"] = deletion.scores, insertion.scores
+        self.fractions = deletion.fractions.tolist()
         values["saliency"] = saliency_metric(
             self.model,
             x,
@@ -292,6 +303,7 @@ def evaluate_attributions(
         metric_batch_size,
     )
     per_pair = {m.name: {key: [] for key in COLUMNS} for m in methods}
+    curves: Dict[str, Dict[str, List[Tensor]]] = {m.name: {k: [] for k in CURVES} for m in methods}
     sanity: Dict[str, Dict[str, List[Tensor]]] = {}
     pairs: List[tuple] = []
     figure: Optional[FigureRows] = None
@@ -329,7 +341,10 @@ def evaluate_attributions(
                 )
                 per_pair[spec.name]["seconds_per_pair"] += seconds
                 for key, value in scoring(batch_pairs, maps).items():
-                    per_pair[spec.name][key] += value.tolist()
+                    if key in CURVES:
+                        curves[spec.name][key].append(value)
+                    else:
+                        per_pair[spec.name][key] += value.tolist()
                 if keep and figure is not None:
                     shown = normalize_map(maps[:keep])[:, 0].cpu()
                     old = figure.maps.get(spec.name)
@@ -362,7 +377,13 @@ def evaluate_attributions(
         name: {key: float(torch.cat(vals).mean()) for key, vals in scores.items()}
         for name, scores in sanity.items()
     }
-    return EvaluationResult(names, per_pair, pairs, sanity_means, settings, figure)
+    mean_curves = {
+        name: {key: torch.cat(values).mean(dim=0).tolist() for key, values in by_key.items()}
+        for name, by_key in curves.items()
+    }
+    return EvaluationResult(
+        names, per_pair, pairs, sanity_means, settings, figure, mean_curves, scoring.fractions
+    )
 
 
 def _attribute_pairs(

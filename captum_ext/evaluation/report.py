@@ -83,21 +83,48 @@ def write_figure(result: EvaluationResult, path: PathLike) -> Path:
     return path
 
 
+def write_curves(result: EvaluationResult, path: PathLike) -> Path:
+    """Mean deletion and insertion curves of every method, side by side (Agg canvas)."""
+    if not result.curves or not result.curve_fractions:
+        raise ValueError("the result holds no curves")
+    fig = Figure(figsize=(10, 4))
+    axes = fig.subplots(1, 2)
+    titles = {"deletion_curve": "Deletion (lower is better)",
+              "insertion_curve": "Insertion (higher is better)"}
+    for ax, (key, title) in zip(axes, titles.items()):
+        for method in result.methods:
+            ax.plot(result.curve_fractions, result.curves[method][key], label=method)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("fraction of pixels removed" if key == "deletion_curve"
+                      else "fraction of pixels inserted")
+        ax.set_ylabel(f"target score ({result.settings.get('score', '?')})")
+        ax.set_xlim(0, 1)
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    return path
+
+
 def write_report(result: EvaluationResult, output_dir: PathLike) -> Dict[str, Path]:
-    """Write ``metrics.md``, ``metrics.json`` and (if there is figure data) ``figure.png``.
+    """Write ``metrics.md``, ``metrics.json``, ``figure.png`` and ``curves.png``.
 
     The JSON holds the table, the sanity rows, the settings and every per-pair value.
 
     Returns
     -------
     dict of str to Path
-        ``{"markdown": ..., "json": ..., "figure": ...}`` (no ``figure`` without data).
+        ``{"markdown", "json", "figure", "curves"}`` (no ``figure`` / ``curves`` without
+        data).
     """
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths: Dict[str, Path] = {}
     if result.figure is not None:
         paths["figure"] = write_figure(result, out / "figure.png")
+    if result.curves:
+        paths["curves"] = write_curves(result, out / "curves.png")
     settings = result.settings
     text = [
         "# Attribution evaluation",
@@ -115,6 +142,8 @@ def write_report(result: EvaluationResult, output_dir: PathLike) -> Dict[str, Pa
     ]
     if "figure" in paths:
         text += ["", "![figure](figure.png)"]
+    if "curves" in paths:
+        text += ["", "![deletion and insertion curves](curves.png)"]
     paths["markdown"] = out / "metrics.md"
     paths["markdown"].write_text("\n".join(text) + "\n")
     payload = {
@@ -123,6 +152,8 @@ def write_report(result: EvaluationResult, output_dir: PathLike) -> Dict[str, Pa
         "settings": settings,
         "pairs": [list(p) for p in result.pairs],
         "per_pair": result.per_pair,
+        "curve_fractions": result.curve_fractions,
+        "curves": result.curves,
     }
     paths["json"] = out / "metrics.json"
     # NaN is not JSON; write null instead.

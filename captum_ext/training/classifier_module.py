@@ -10,7 +10,9 @@ from lightning.pytorch import LightningModule
 from torch import Tensor
 from torchmetrics.classification import MultilabelExactMatch
 
+from captum_ext.data.null_images import null_images, replace_with_null_images
 from captum_ext.data.object_masking import default_dilation, dilate, keep_only, keep_random_objects
+from captum_ext.data.shapes import shapes_space
 from captum_ext.models.shapes_classifier import ShapesClassifier
 
 
@@ -21,9 +23,13 @@ class ClassifierModule(LightningModule):
     filled with the mean colour), which makes a learned Explainer untrainable. With
     probability ``robust_p`` per image, a random non-empty subset of the present classes
     is kept (masks dilated), the rest filled with the mean colour, and the labels
-    restricted to the kept classes. Horizontal flips are applied too.
+    restricted to the kept classes. With probability ``null_p`` an image is replaced by
+    an object-free one (background texture, noise or a flat colour) labelled "no class",
+    so that the references attribution methods use (noise, constants) carry no evidence.
+    Horizontal flips are applied too.
 
-    Validation logs clean and object-only exact-match.
+    Validation logs clean and object-only exact-match, and the fraction of null images
+    with no positive label.
 
     Parameters
     ----------
@@ -37,6 +43,8 @@ class ClassifierModule(LightningModule):
         AdamW weight decay.
     robust_p : float
         Probability of the object-only augmentation per image.
+    null_p : float
+        Probability of replacing an image by an object-free one with empty labels.
     dilation : int, optional
         Dilation radius of the kept masks (default: 1 px per 32 px of image side).
     seed : int
@@ -56,6 +64,7 @@ class ClassifierModule(LightningModule):
         lr: float = 3e-3,
         weight_decay: float = 1e-4,
         robust_p: float = 0.5,
+        null_p: float = 0.1,
         dilation: Optional[int] = None,
         seed: int = 0,
     ) -> None:
@@ -65,6 +74,7 @@ class ClassifierModule(LightningModule):
         self.generator = torch.Generator().manual_seed(seed)
         self.val_clean = MultilabelExactMatch(num_labels=num_classes)
         self.val_object_only = MultilabelExactMatch(num_labels=num_classes)
+        self.val_null = MultilabelExactMatch(num_labels=num_classes)
 
     def export_config(self) -> Dict[str, Any]:
         """Arguments that rebuild :attr:`model`."""
@@ -87,6 +97,9 @@ class ClassifierModule(LightningModule):
         images, labels = keep_random_objects(
             images, labels, masks, self.hparams.robust_p, self._radius(images), self.generator
         )
+        images, labels = replace_with_null_images(
+            images, labels, self.hparams.null_p, shapes_space(), self.generator
+        )
         flip = (torch.rand(images.shape[0], generator=self.generator) < 0.5).to(images.device)
         images = torch.where(flip[:, None, None, None], images.flip(-1), images)
         images = images.contiguous(memory_format=torch.channels_last)
@@ -102,9 +115,13 @@ class ClassifierModule(LightningModule):
         targets = labels.long()
         self.val_clean(logits.sigmoid(), targets)
         self.val_object_only(logits_object_only.sigmoid(), targets)
+        nulls = null_images(images.shape[0], images.shape[-1], shapes_space(),
+                            torch.Generator().manual_seed(batch_idx))
+        self.val_null(self(nulls.to(images.device)).sigmoid(), torch.zeros_like(targets))
         self.log("val/loss", F.binary_cross_entropy_with_logits(logits, labels))
         self.log("val/exact_match", self.val_clean, prog_bar=True)
         self.log("val/object_only_exact_match", self.val_object_only, prog_bar=True)
+        self.log("val/null_no_label", self.val_null)
 
     def configure_optimizers(self) -> Dict[str, Any]:
         optimizer = torch.optim.AdamW(

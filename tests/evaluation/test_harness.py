@@ -21,6 +21,7 @@ from captum_ext.evaluation import (
 from captum_ext.metrics import (
     continuous_iou,
     deletion_auc,
+    deletion_curve,
     insertion_auc,
     normalize_map,
     pointing_game,
@@ -69,6 +70,12 @@ def test_pairs_and_metrics_match_direct_calls(world):
         got["insertion_auc"], insertion_auc(model, x, maps, target, score="sigmoid", steps=7)
     )
     assert torch.allclose(got["saliency"], saliency_metric(model, x, maps, target, score="sigmoid"))
+    curve = deletion_curve(model, x, maps, target, score="sigmoid", steps=7)
+    assert result.curve_fractions == pytest.approx(curve.fractions.tolist())
+    assert result.curves["Random"]["deletion_curve"] == pytest.approx(
+        curve.scores.mean(0).tolist(), abs=1e-6
+    )
+    assert len(result.curves["Random"]["insertion_curve"]) == 8
     assert bool((got["seconds_per_pair"] > 0).all())
     table = result.table()["Random"]
     assert table["iou"] == pytest.approx(got["iou"].mean().item())
@@ -167,6 +174,8 @@ def test_shapes_world_report_files(world, tmp_path):
     payload = json.loads((tmp_path / "metrics.json").read_text())
     assert set(payload["table"]) == {"GradCAM", "Random"}
     assert len(payload["per_pair"]["GradCAM"]["iou"]) == len(result.pairs)
+    assert len(payload["curves"]["GradCAM"]["deletion_curve"]) == len(payload["curve_fractions"])
+    assert matplotlib.image.imread(tmp_path / "curves.png").shape[0] > 100
     image = matplotlib.image.imread(tmp_path / "figure.png")
     assert image.shape[0] > 100 and image.shape[1] > image.shape[0]  # 2 rows, 4 columns
     assert result.figure.maps["GradCAM"].shape == (2, 32, 32)

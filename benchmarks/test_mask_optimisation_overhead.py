@@ -1,0 +1,81 @@
+"""FGVis and DSSR cost against the bare forward+backward passes they are made of.
+
+Each case times, in the same run, one attribution of a batch and the same number of
+bare forward+backward passes of the classifier on the same batch (input gradient only,
+parameters frozen, as inside the methods). FGVis makes one pass per iteration on the N
+images (with the defence's hooks); DSSR one pass per iteration on the stacked 2N batch
+(``x_{r,m}`` and ``x_{r,1-m}``). The overhead ratio must be <= 1.3.
+
+Run: ``pytest benchmarks/test_mask_optimisation_overhead.py --benchmark-enable``
+(``--bench-mode full`` for 224 x 224 images).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from benchmarks.conftest import device_name
+from captum_ext.attr import DSSR, FGVis
+from captum_ext.models.shapes_classifier import ShapesClassifier
+
+MAX_RATIO = 1.3
+
+
+def bare_passes(model, x, target, passes):
+    """``passes`` forward+backward passes, gradient w.r.t. the input only."""
+    x = x.clone().requires_grad_(True)
+    for _ in range(passes):
+        logits = model(x)
+        (grad,) = torch.autograd.grad(logits.gather(1, target[:, None]).sum(), x)
+    return grad
+
+
+CASES = {
+    "FGVis (deletion, defence)": (lambda m, it: FGVis(m, iterations=it, defense=True), 1),
+    "FGVis (deletion, no defence)": (lambda m, it: FGVis(m, iterations=it, defense=False), 1),
+    "DSSR+": (lambda m, it: DSSR(m, iterations=it), 2),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_overhead_over_bare_passes(benchmark, settings, name):
+    build, stack = CASES[name]
+    iterations = 100 if settings.full else 20
+    batch = 8 if settings.full else 4
+    size = settings.image_size if settings.full else 64
+    torch.manual_seed(0)
+    model = settings.prepare(ShapesClassifier(num_classes=6))
+    x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
+    x = x.to(settings.device)
+    target = torch.arange(batch, device=settings.device) % 6
+    method = build(model, iterations)
+
+    for p in model.parameters():  # as inside the methods: input gradients only
+        p.requires_grad_(False)
+    stacked, stacked_target = torch.cat([x] * stack), torch.cat([target] * stack)
+    attribute = settings.synchronised(lambda: method.attribute(x, target=target))
+    bare = settings.synchronised(lambda: bare_passes(model, stacked, stacked_target, iterations))
+    times = {"attribution": [], "bare": []}
+
+    def one_round():
+        # interleaved, so that load from other processes hits both sides alike
+        for key, fn in (("attribution", attribute), ("bare", bare)):
+            start = time.perf_counter()
+            fn()
+            times[key].append(time.perf_counter() - start)
+
+    benchmark.pedantic(one_round, rounds=3, warmup_rounds=1)
+    if getattr(benchmark, "stats", None) is None:  # --benchmark-disable: ran once
+        return
+    attribution_s, bare_s = min(times["attribution"]), min(times["bare"])
+    ratio = attribution_s / bare_s
+    benchmark.extra_info.update({
+        "method": name, "device": device_name(settings.device), "images": batch,
+        "image_size": size, "iterations": iterations, "attribution_seconds": attribution_s,
+        "bare_seconds": bare_s, "ratio": ratio,
+    })
+    print(f"\n{name}: {attribution_s:.3f} s vs {bare_s:.3f} s bare, ratio {ratio:.3f}")
+    assert ratio <= MAX_RATIO

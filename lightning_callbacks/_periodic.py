@@ -1,0 +1,109 @@
+"""Scheduling shared by the callbacks: when a logging event happens in each loop."""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, Dict, Optional
+
+from captum_ext._utils.validation import check_positive_int
+from lightning_callbacks._attribution import AttributionSpec
+from lightning_callbacks._batch import TargetPolicy, check_target_policy
+from lightning_callbacks._compat import Callback
+from lightning_callbacks._samples import FixedSamples
+
+
+class PeriodicAttributionCallback(Callback, abc.ABC):
+    """A callback that explains fixed samples at scheduled events.
+
+    Events:
+
+    * ``trainer.fit``: every ``every_n_epochs`` epochs (epochs ``n - 1, 2n - 1, ...``),
+      at the end of that epoch's validation loop, or at the end of the training epoch
+      when no validation ran in it; and every ``every_n_steps`` optimizer steps, after
+      the training batch. Never during the sanity check.
+    * ``trainer.validate`` / ``trainer.test``: once, at the end of the loop.
+
+    ``name`` prefixes every logged tag; with the periods it tells two instances apart in
+    checkpoints. Subclasses implement :meth:`log_event`.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        spec: AttributionSpec,
+        samples: FixedSamples,
+        target: TargetPolicy,
+        every_n_epochs: Optional[int],
+        every_n_steps: Optional[int],
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"`name` must be a non-empty string, got {name!r}")
+        self.name = name
+        self.spec = spec
+        self.samples = samples
+        self.target = check_target_policy(target)
+        self.every_n_epochs = (
+            None if every_n_epochs is None else check_positive_int(every_n_epochs, "every_n_epochs")
+        )
+        self.every_n_steps = (
+            None if every_n_steps is None else check_positive_int(every_n_steps, "every_n_steps")
+        )
+        self._last_epoch: Optional[int] = None
+        self._last_step: Optional[int] = None
+
+    @abc.abstractmethod
+    def log_event(self, trainer: Any, pl_module: Any) -> None:
+        """Explain the samples against the module as it is now and log the results."""
+
+    # ------------------------------------------------------------------ schedule
+    def _epoch_due(self, trainer: Any) -> bool:
+        return (
+            self.every_n_epochs is not None
+            and (trainer.current_epoch + 1) % self.every_n_epochs == 0
+            and self._last_epoch != trainer.current_epoch
+        )
+
+    def _epoch_event(self, trainer: Any, pl_module: Any) -> None:
+        self._last_epoch = trainer.current_epoch
+        self.log_event(trainer, pl_module)
+
+    def on_train_batch_end(
+        self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        step = trainer.global_step
+        # Once per optimizer step (gradient accumulation calls this per batch), never
+        # before the first one.
+        if self.every_n_steps is None or step == 0 or step % self.every_n_steps:
+            return
+        if step == self._last_step:
+            return
+        self._last_step = step
+        self.log_event(trainer, pl_module)
+
+    def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        if trainer.sanity_checking:
+            return
+        if trainer.state.fn != "fit":
+            self.log_event(trainer, pl_module)
+        elif self._epoch_due(trainer):
+            self._epoch_event(trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        if self._epoch_due(trainer):
+            self._epoch_event(trainer, pl_module)
+
+    def on_test_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        self.log_event(trainer, pl_module)
+
+    # ------------------------------------------------------------------ state
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(
+            name=self.name, every_n_epochs=self.every_n_epochs, every_n_steps=self.every_n_steps
+        )
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {"samples": self.samples.state_dict()}
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        self.samples.load_state_dict(state_dict.get("samples", {}))

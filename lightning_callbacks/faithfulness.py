@@ -1,0 +1,248 @@
+"""Log faithfulness metrics of an attribution method on fixed samples during training."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Optional, Sequence
+
+import torch
+from torch import Tensor
+from torchmetrics import MeanMetric
+
+from captum_ext.metrics import (
+    continuous_iou,
+    deletion_auc,
+    insertion_auc,
+    normalize_map,
+    pointing_game,
+    saliency_metric,
+)
+from lightning_callbacks._attribution import (
+    AttributionFn,
+    AttributionSpec,
+    MethodLike,
+    ModelLike,
+    attribution_context,
+)
+from lightning_callbacks._batch import Samples, TargetPolicy, Unpack
+from lightning_callbacks._periodic import PeriodicAttributionCallback
+from lightning_callbacks._samples import FixedSamples
+
+#: Metrics that score a map against the model (always available).
+MODEL_METRICS = ("deletion_auc", "insertion_auc", "saliency_metric")
+#: Metrics that need ground truth in the batch (masks; boxes for the pointing game).
+GROUND_TRUTH_METRICS = ("pointing_game", "continuous_iou")
+METRICS = MODEL_METRICS + GROUND_TRUTH_METRICS
+
+
+def _target_masks(samples: Samples, targets: Tensor) -> Tensor:
+    """``(N, 1, H, W)`` ground-truth mask of each sample's target class."""
+    index = torch.arange(len(samples), device=targets.device)
+    return samples.masks[index, targets].unsqueeze(1).float()
+
+
+def _target_present(samples: Samples, targets: Tensor) -> Tensor:
+    """``(N,)`` bool: the target class has ground truth (mask pixels or a box)."""
+    if samples.masks is not None:
+        return _target_masks(samples, targets).flatten(1).amax(dim=1) > 0
+    return (samples.box_labels == targets.view(-1, 1)).any(dim=1)
+
+
+class FaithfulnessMetrics(PeriodicAttributionCallback):
+    """Deletion / insertion AUC, saliency metric, pointing game and continuous IoU.
+
+    At each event the callback explains a fixed subset of the validation (or test)
+    data with the given method against the model as it is now, scores the maps with
+    :mod:`captum_ext.metrics` and logs each metric's mean over the samples through
+    ``pl_module.log`` as ``<name>/<metric>``, so it reaches every logger, the
+    ``callback_metrics`` that ``ModelCheckpoint`` / ``EarlyStopping`` monitor, and the
+    progress bar with ``prog_bar=True``.
+
+    In a distributed run every rank scores its share of the samples (rank ``r`` takes
+    samples ``r, r + W, ...``) and the per-sample values are accumulated in
+    ``torchmetrics.MeanMetric`` states, which are summed across ranks at compute time:
+    the logged value is the mean over all samples, equal to the single-process value.
+
+    The metrics:
+
+    * ``deletion_auc`` (lower is better), ``insertion_auc`` (higher is better): Petsiuk
+      et al.'s curves (:func:`captum_ext.metrics.deletion_auc`);
+    * ``saliency_metric`` (lower is better): Dabkowski & Gal;
+    * ``pointing_game`` (hit rate) and ``continuous_iou`` (of the map clamped at 0 and
+      divided by its maximum against the target's mask): only when the batch carries
+      ground truth (``masks``; ``boxes`` suffice for the pointing game), over the
+      samples whose target class has ground truth (an absent predicted class is not
+      scored, as in the pointing game's usual protocol).
+
+    Events, loop states and parameters shared with :class:`MaskLogger` are described
+    there; the model is in eval mode for the attribution and the metrics, and left
+    exactly as it was.
+
+    Parameters
+    ----------
+    method, init_args, attribute_args, attribution_fn, model
+        What computes the maps, as in :class:`MaskLogger`. ``model`` is also the
+        classifier the metrics query.
+    metrics : sequence of str
+        Which metrics to log (default all five; ground-truth metrics are skipped for
+        batches without ground truth).
+    num_samples : int
+        Number of samples drawn from the evaluation dataset.
+    samples : any, optional
+        Explicit samples instead of a draw.
+    seed : int
+        Seed of the draw.
+    target : {"label", "predicted"} or int
+        The class explained and scored per sample.
+    every_n_epochs, every_n_steps : int, optional
+        Event periods in ``fit``.
+    batch_size : int
+        Samples explained at once.
+    score : {"softmax", "sigmoid", "logit"}
+        How the model's outputs become the scored probability (``sigmoid`` for
+        multi-label classifiers).
+    metric_args : dict, optional
+        Extra keyword arguments per metric, e.g. ``{"deletion_auc": {"steps": 16}}``;
+        the metrics' defaults otherwise (:mod:`captum_ext.metrics`: 28 steps, substrate
+        ``Constant(0)``; Petsiuk et al. inserted into a blurred image:
+        ``{"insertion_auc": {"filler": Blur(...)}}``).
+    prog_bar : bool
+        Show the metrics in the progress bar.
+    name : str, optional
+        Prefix of the logged keys (default ``"faithfulness/<method name>"``).
+    unpack : callable, optional
+        Turns a batch of another layout into a sample dict or ``(images, labels)``.
+
+    Examples
+    --------
+    >>> metrics_cb = FaithfulnessMetrics("captum.attr.Saliency", num_samples=32,
+    ...                                  score="sigmoid", name="faith")
+    >>> # Trainer(callbacks=[metrics_cb, ModelCheckpoint(monitor="faith/deletion_auc")])
+    """
+
+    def __init__(
+        self,
+        method: Optional[MethodLike] = None,
+        *,
+        init_args: Optional[Dict[str, Any]] = None,
+        attribute_args: Optional[Dict[str, Any]] = None,
+        attribution_fn: Optional[AttributionFn] = None,
+        model: ModelLike = None,
+        metrics: Sequence[str] = METRICS,
+        num_samples: int = 32,
+        samples: Any = None,
+        seed: int = 0,
+        target: TargetPolicy = "label",
+        every_n_epochs: Optional[int] = 1,
+        every_n_steps: Optional[int] = None,
+        batch_size: int = 16,
+        score: str = "softmax",
+        metric_args: Optional[Dict[str, Dict[str, Any]]] = None,
+        prog_bar: bool = False,
+        name: Optional[str] = None,
+        unpack: Optional[Unpack] = None,
+    ) -> None:
+        spec = AttributionSpec(method, init_args, attribute_args, attribution_fn, model)
+        super().__init__(
+            f"faithfulness/{spec.name}" if name is None else name,
+            spec,
+            FixedSamples(num_samples, seed, samples, unpack),
+            target,
+            every_n_epochs,
+            every_n_steps,
+        )
+        metrics = tuple(metrics)
+        unknown = sorted(set(metrics) - set(METRICS))
+        if unknown or not metrics:
+            raise ValueError(f"`metrics` must be a non-empty subset of {METRICS}, got {metrics}")
+        metric_args = dict(metric_args or {})
+        if set(metric_args) - set(metrics):
+            raise ValueError(
+                f"`metric_args` names metrics that are not computed: "
+                f"{sorted(set(metric_args) - set(metrics))}"
+            )
+        self.metrics = metrics
+        self.batch_size = batch_size
+        self.score = score
+        self.metric_args = metric_args
+        self.prog_bar = prog_bar
+        self._means: Dict[str, MeanMetric] = {}
+
+    # ------------------------------------------------------------------ scoring
+    def _scorers(self, samples: Samples) -> Dict[str, Callable[..., Tensor]]:
+        """``metric -> fn(model, samples, targets, maps) -> (N,)`` for these samples."""
+        args = self.metric_args
+        table: Dict[str, Callable[..., Tensor]] = {
+            "deletion_auc": lambda f, s, t, m: deletion_auc(
+                f, s.images, m, t, score=self.score, **args.get("deletion_auc", {})
+            ),
+            "insertion_auc": lambda f, s, t, m: insertion_auc(
+                f, s.images, m, t, score=self.score, **args.get("insertion_auc", {})
+            ),
+            "saliency_metric": lambda f, s, t, m: saliency_metric(
+                f, s.images, m, t, score=self.score, **args.get("saliency_metric", {})
+            ),
+        }
+        if samples.masks is not None:
+            table["pointing_game"] = lambda f, s, t, m: pointing_game(
+                m, masks=_target_masks(s, t), **args.get("pointing_game", {})
+            )
+            table["continuous_iou"] = lambda f, s, t, m: continuous_iou(
+                normalize_map(m), _target_masks(s, t), **args.get("continuous_iou", {})
+            )
+        elif samples.boxes is not None and samples.box_labels is not None:
+            table["pointing_game"] = lambda f, s, t, m: pointing_game(
+                m,
+                boxes=s.boxes,
+                box_labels=s.box_labels,
+                target=t,
+                **args.get("pointing_game", {}),
+            )
+        return {name: table[name] for name in self.metrics if name in table}
+
+    def compute(self, trainer: Any, pl_module: Any) -> Dict[str, Tensor]:
+        """This rank's share of the samples scored; returns the means over all ranks.
+
+        Every rank must call it (the means are reduced across ranks).
+        """
+        # Metric states must never be inference tensors (validate/test loops).
+        with torch.inference_mode(False):
+            samples = self.samples.get(trainer, pl_module)
+            scorers = self._scorers(samples)  # the same on every rank: all see all samples
+            device = pl_module.device
+            for name in scorers:
+                if name not in self._means:
+                    self._means[name] = MeanMetric()
+                self._means[name] = self._means[name].to(device)
+                self._means[name].reset()
+            share = torch.arange(trainer.global_rank, len(samples), trainer.world_size)
+            for chunk in share.split(self.batch_size):
+                chunk_samples, targets, maps, _ = self.spec.explain(
+                    pl_module, samples.select(chunk), self.target
+                )
+                model = self.spec.model(pl_module)
+                # Ground-truth metrics score the samples whose target has ground truth.
+                present = torch.ones_like(targets, dtype=torch.bool)
+                if any(name in GROUND_TRUTH_METRICS for name in scorers):
+                    present = _target_present(chunk_samples, targets)
+                with attribution_context(self.spec.guarded_modules(pl_module), device):
+                    for name, scorer in scorers.items():
+                        rows = torch.arange(len(targets), device=device)
+                        if name in GROUND_TRUTH_METRICS:
+                            rows = rows[present]
+                        if rows.numel() == 0:
+                            continue
+                        values = scorer(
+                            model, chunk_samples.select(rows), targets[rows], maps[rows]
+                        )
+                        self._means[name].update(values.detach().float())
+            for name in scorers:  # the state reduction is collective: every rank takes part
+                self._means[name].update(torch.empty(0, device=device))
+            return {name: self._means[name].compute() for name in scorers}
+
+    def log_event(self, trainer: Any, pl_module: Any) -> None:
+        for metric, value in self.compute(trainer, pl_module).items():
+            if torch.isnan(value):  # no sample had ground truth for its target, anywhere
+                continue
+            # The value is already the mean over all ranks; sync_dist on identical
+            # values changes nothing and keeps Lightning from warning about DDP logging.
+            pl_module.log(f"{self.name}/{metric}", value, sync_dist=True, prog_bar=self.prog_bar)
