@@ -31,6 +31,15 @@ def train_explainer(argv: List[str]) -> None:
     run_training(ExplainerModule, LightningDataModule, argv, subclass_mode_data=True)
 
 
+def train_inpainter(argv: List[str]) -> None:
+    """``captum-ext train-inpainter [--preset shapes_inpainter] [--data.image_dir DIR] [...]``."""
+    from captum_ext.cli.lightning_cli import run_training
+    from captum_ext.data.inpainting import InpaintingDataModule
+    from captum_ext.training.inpainter_module import InpainterModule
+
+    run_training(InpainterModule, InpaintingDataModule, argv)
+
+
 def _check_classifier(
     checkpoint: Optional[str] = None,
     num_images: int = 1000,

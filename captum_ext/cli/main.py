@@ -28,10 +28,30 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
         "main",
         "Explainer vs baselines on the shapes world: metric table, Stalder Tables 1-2",
     ),
+    "train-inpainter": (
+        "captum_ext.cli.commands",
+        "train_inpainter",
+        "train the mask-aware inpainting U-Net on random holes (LightningCLI)",
+    ),
     "check-classifier": (
         "captum_ext.cli.commands",
         "check_classifier",
         "print the classifier's clean / object-only / object-removed exact-match",
+    ),
+    "removal-effectiveness": (
+        "captum_ext.cli.generative",
+        "removal_main",
+        "Agarwal Table 1: remove objects by constant, blur, noise, inpainting; recall, SSIM",
+    ),
+    "evaluate-generative": (
+        "captum_ext.cli.generative",
+        "evaluate_generative_main",
+        "Agarwal Tables 2-3: SP/LIME/MP2 and their -G twins on the shapes world",
+    ),
+    "sensitivity": (
+        "captum_ext.cli.generative",
+        "sensitivity_main",
+        "Agarwal Sec. 4.4: map similarity across SP patch sizes and LIME seeds",
     ),
     "hallucination": (
         "captum_ext.cli.mask_experiments",

@@ -263,3 +263,45 @@ def generate_shapes(
         classes.append(cls[keep])
         remaining -= keep.numel()
     return ShapesBatch(torch.cat(images), torch.cat(instances), torch.cat(classes))
+
+
+def generate_backgrounds(
+    num_images: int, image_size: int = 64, seed: int = 0, chunk_size: int = 1000
+) -> Tensor:
+    """Object-free shapes-world backgrounds, e.g. to train an inpainter on.
+
+    The same textures (two-colour mix of smooth noise and stripes) and pixel noise as
+    :func:`generate_shapes`, without objects.
+
+    Parameters
+    ----------
+    num_images : int
+        Number of images.
+    image_size : int
+        Side ``S`` of the square images (>= 32).
+    seed : int
+        Seed; the same arguments always give the same images.
+    chunk_size : int
+        Images rendered at once (bounds memory, not results).
+
+    Returns
+    -------
+    Tensor
+        ``(N, 3, S, S)`` uint8 RGB images.
+
+    Examples
+    --------
+    >>> generate_backgrounds(2, image_size=32).shape
+    torch.Size([2, 3, 32, 32])
+    """
+    check_positive_int(num_images, "num_images")
+    check_positive_int(image_size, "image_size", minimum=32)
+    check_positive_int(chunk_size, "chunk_size")
+    generator = torch.Generator().manual_seed(seed)
+    chunks = []
+    for start in range(0, num_images, chunk_size):
+        n = min(chunk_size, num_images - start)
+        background, _ = _backgrounds(n, image_size, generator)
+        background = background + 0.02 * torch.randn(background.shape, generator=generator)
+        chunks.append((background.clamp(0, 1) * 255).round().to(torch.uint8))
+    return torch.cat(chunks)

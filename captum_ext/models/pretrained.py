@@ -8,6 +8,8 @@ from typing import Optional, Union
 
 import torch
 
+from captum_ext.inpainters.learned import LearnedInpainter
+from captum_ext.models.inpainting_unet import InpaintingUNet
 from captum_ext.models.shapes_classifier import ShapesClassifier
 from captum_ext.training.export import load_weights
 
@@ -85,3 +87,34 @@ def load_shapes_explainer(
     if variant not in names:
         raise ValueError(f"`variant` must be one of {tuple(names)}, got {variant!r}")
     return load_explainer_net(path or checkpoint_path(names[variant]), map_location=device)
+
+
+def load_shapes_inpainter(
+    path: Optional[PathLike] = None,
+    device: Union[str, torch.device] = "cpu",
+    batch_size: int = 256,
+    seed: int = 0,
+) -> LearnedInpainter:
+    """The learned inpainter trained on shapes-world backgrounds, ready to plug into ``Inpaint``.
+
+    Parameters
+    ----------
+    path : path, optional
+        A weights file written by ``captum-ext train-inpainter --export``; default the
+        shipped checkpoint.
+    device : str or torch.device
+        Where to put the network.
+    batch_size, seed
+        See :class:`~captum_ext.inpainters.LearnedInpainter`.
+
+    Examples
+    --------
+    >>> inpainter = load_shapes_inpainter()
+    >>> holes = torch.zeros(1, 1, 64, 64, dtype=torch.bool); holes[..., 20:40, 20:40] = True
+    >>> inpainter(torch.rand(1, 3, 64, 64), holes).shape
+    torch.Size([1, 3, 64, 64])
+    """
+    payload = load_weights(path or checkpoint_path("shapes_inpainter"))
+    network = InpaintingUNet(**payload["config"])
+    network.load_state_dict(payload["state_dict"])
+    return LearnedInpainter(network, batch_size=batch_size, seed=seed).to(device)

@@ -9,7 +9,9 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 
 
-def save_weights(path: Union[str, Path], config: Dict[str, Any], state_dict: Dict[str, Any]) -> Path:
+def save_weights(
+    path: Union[str, Path], config: Dict[str, Any], state_dict: Dict[str, Any]
+) -> Path:
     """Save ``{"config", "state_dict"}`` loadable with ``torch.load(weights_only=True)``.
 
     Tensors are stored in float16 where they are float32 (halves the file); loaders cast
@@ -48,5 +50,5 @@ def trained_state_dict(trainer: Trainer, module: LightningModule) -> Dict[str, A
     checkpoint = torch.load(best, map_location="cpu", weights_only=True)
     prefix = "model."
     return {
-        k[len(prefix):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)
+        k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)
     }

@@ -20,8 +20,8 @@ def test_default_methods_scale_with_image_size():
         occlusion = default_methods(size, include=["occlusion"])[0]
         assert occlusion.attribute_kwargs["sliding_window_shapes"] == (3, window, window)
         assert occlusion.attribute_kwargs["strides"] == (3, stride, stride)
-    with pytest.raises(ValueError, match="unknown methods \\['lime'\\]"):
-        default_methods(64, include=["lime"])
+    with pytest.raises(ValueError, match="unknown methods \\['shap'\\]"):
+        default_methods(64, include=["shap"])
     with pytest.raises(ValueError, match="`image_size` must be"):
         default_methods((64,))
 

@@ -1,0 +1,130 @@
+"""MP2 / MP2-G: greedy order on a model with a known gradient, per-example stopping, bad input."""
+
+import pytest
+import torch
+from torch import nn
+
+from captum_ext.attr import MP2
+from captum_ext.fillers import Constant, Inpaint
+from captum_ext.inpainters import OpenCVInpainter
+
+
+class CellModel(nn.Module):
+    """Logit 0 = sum of channel 0 weighted per 2 x 2 cell of an 8 x 8 image (4 x 4 grid)."""
+
+    def __init__(self, cell_weights):
+        super().__init__()
+        self.register_buffer(
+            "weights", cell_weights.repeat_interleave(2, -1).repeat_interleave(2, -2)
+        )
+
+    def forward(self, x):
+        s = (x[:, 0] * self.weights).flatten(1).sum(dim=1)
+        return torch.stack([s, torch.zeros_like(s)], dim=1)
+
+
+def _ranked(cell_weights):
+    return torch.argsort(cell_weights.flatten(), descending=True, stable=True)
+
+
+def test_greedy_order_follows_the_steepest_descent():
+    # With fill 0 on an all-ones image, removing cell c lowers the logit by 4 * w_c: the
+    # gradient w.r.t. the cell is -4 * w_c, so cells go in decreasing w, two at a time.
+    weights = torch.randperm(16, generator=torch.Generator().manual_seed(0)).float().view(4, 4)
+    model = CellModel(weights)
+    mp2 = MP2(model, Constant(0.0), score="logit", grid_size=4)
+    # Stop once the logit is <= 4 * sum of the 6 smallest weights (= 4 * 15): after 5
+    # iterations (10 cells removed).
+    out = mp2.attribute(torch.ones(1, 3, 8, 8), 0, stop_prob=60.0, return_map=True)
+    grid = out[0, 0, ::2, ::2].flatten()
+    order = _ranked(weights)
+    expected = torch.zeros(16)
+    for i, cell in enumerate(order[:10]):
+        t = i // 2 + 1
+        expected[cell] = 1 - (t - 1) / 5
+    assert torch.allclose(grid, expected)
+
+
+def test_rank_abs_uses_the_gradient_magnitude():
+    weights = torch.tensor([[5.0, -9.0, 1.0, 0.0]] * 4)
+    mp2 = MP2(
+        CellModel(weights), Constant(0.0), score="logit", grid_size=4, rank="abs", cells_per_step=4
+    )
+    out = mp2.attribute(
+        torch.ones(1, 3, 8, 8), 0, stop_prob=-1e6, max_iterations=1, binary=True, return_map=True
+    )
+    # |gradient| is largest for the -9 column, although removing it raises the score.
+    assert torch.equal(out[0, 0, ::2, ::2], (weights == -9).float())
+    descent = MP2(CellModel(weights), Constant(0.0), score="logit", grid_size=4, cells_per_step=4)
+    out = descent.attribute(
+        torch.ones(1, 3, 8, 8), 0, stop_prob=-1e6, max_iterations=1, binary=True, return_map=True
+    )
+    assert torch.equal(out[0, 0, ::2, ::2], (weights == 5).float())
+
+
+def test_per_example_stopping():
+    weights = torch.arange(16.0).view(4, 4)
+    mp2 = MP2(CellModel(weights), Constant(0.0), score="logit", grid_size=4)
+    x = torch.ones(2, 3, 8, 8)
+    x[1] *= 0.5  # halves every drop: needs more iterations to reach the threshold
+    out = mp2.attribute(x, 0, stop_prob=200.0, return_map=True)[:, 0, ::2, ::2]
+    # example 0: 4 * 120 = 480 -> removing 15,14 (-116), 13,12 (-100), 11,10 (-84): 180 <= 200
+    # example 1: 240 -> removing 15,14 (-58): 182 <= 200
+    assert int((out[0] > 0).sum()) == 6 and int((out[1] > 0).sum()) == 2
+    assert torch.isclose(out[0][out[0] > 0].min(), torch.tensor(1 / 3))
+    assert torch.allclose(out[1][out[1] > 0], torch.ones(2))
+
+
+def test_already_below_threshold_gives_an_empty_map():
+    mp2 = MP2(CellModel(torch.ones(4, 4)), Constant(0.0), score="logit", grid_size=4)
+    out = mp2.attribute(torch.ones(1, 3, 8, 8), 0, stop_prob=1e6)
+    assert torch.all(out == 0)
+
+
+class MaskSpy:
+    def __init__(self):
+        self.holes = []
+
+    def __call__(self, images, holes):
+        self.holes.append(holes.clone())
+        return OpenCVInpainter()(images, holes)
+
+
+def test_mp2_g_inpaints_the_current_binary_mask_each_iteration():
+    spy = MaskSpy()
+    weights = torch.arange(16.0).view(4, 4)
+    mp2_g = MP2(CellModel(weights), Inpaint(spy), score="logit", grid_size=4)
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    out = mp2_g.attribute(x, 0, max_iterations=3, binary=True, return_map=True)
+    assert [h.shape[0] for h in spy.holes] == [2, 2, 2, 2]  # t = 0..3, both examples
+    assert [int(h[0].sum()) for h in spy.holes] == [0, 8, 16, 24]  # 2 cells of 4 px per step
+    assert torch.equal(spy.holes[-1].float(), out)
+
+
+def test_any_image_size_and_default_blur(tiny_model, images):
+    out = MP2(tiny_model, grid_size=28).attribute(images, 2, max_iterations=3, return_map=True)
+    assert out.shape == (3, 1, 16, 16)  # grid capped at 16 x 16
+    assert float(out.min()) >= 0 and float(out.max()) <= 1
+
+
+def test_works_under_no_grad(tiny_model, images):
+    with torch.no_grad():
+        out = MP2(tiny_model, grid_size=4).attribute(images, 0, max_iterations=2)
+    assert out.shape == images.shape
+
+
+@pytest.mark.parametrize(
+    "init, kwargs, error, match",
+    [
+        (dict(grid_size=0), {}, ValueError, "grid_size"),
+        (dict(cells_per_step=0), {}, ValueError, "cells_per_step"),
+        (dict(rank="norm"), {}, ValueError, "rank"),
+        (dict(filler="blur"), {}, TypeError, "filler"),
+        ({}, dict(stop_prob="low"), TypeError, "stop_prob"),
+        ({}, dict(max_iterations=0), ValueError, "max_iterations"),
+        ({}, dict(target=9), ValueError, "target"),
+    ],
+)
+def test_bad_arguments(tiny_model, images, init, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        MP2(tiny_model, **init).attribute(images, **{"target": 0, **kwargs})
