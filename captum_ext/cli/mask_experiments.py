@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any, List, Optional
 
 from jsonargparse import CLI
 
 
 def _write(output_dir: str, name: str, markdown: str, payload: Any) -> None:
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}.md").write_text(markdown)
-    (out / f"{name}.json").write_text(json.dumps(payload, indent=2))
+    from captum_ext._utils.report_files import write_markdown_json
+
+    paths = write_markdown_json(output_dir, name, markdown, payload)
     print(markdown)
-    print(f"written to {out / name}.md and .json")
+    print(f"written to {paths['markdown']} and {paths['json'].name}")
 
 
 def _model(checkpoint: Optional[str], device: str):

@@ -101,7 +101,7 @@ class ShapesBatch:
         box_labels : Tensor
             ``(N, M)`` int64 class per box, -1 for unused slots.
         """
-        n, m, s = self.instances.shape[0], self.num_objects, self.instances.shape[-1]
+        m, s = self.num_objects, self.instances.shape[-1]
         ids = torch.arange(1, m + 1).view(1, m, 1, 1)
         visible = self.instances.unsqueeze(1) == ids  # (N, M, S, S)
         cols, rows = visible.any(dim=2), visible.any(dim=3)  # (N, M, S)

@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from captum_ext._utils.model_state import preserved_state
+from captum_ext._utils.report_files import to_json
 from captum_ext.attr.explainer import ExplainerAttribution
 from captum_ext.data.samples import collate_samples
 from captum_ext.evaluation.harness import _attribute_pairs
@@ -263,7 +264,7 @@ def write_tables(result: ExplainerTables, output_dir: PathLike) -> Dict[str, Pat
         "settings": result.settings,
     }
     path = out / "tables.json"
-    path.write_text(json.dumps(payload, indent=2, allow_nan=True) + "\n")
+    path.write_text(json.dumps(to_json(payload), indent=2, allow_nan=False) + "\n")
     return {"markdown": markdown, "json": path}
 
 

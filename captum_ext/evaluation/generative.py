@@ -15,7 +15,6 @@ Each writes Markdown + JSON (+ a PNG figure) into an output directory.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
@@ -25,6 +24,7 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from captum_ext._utils.report_files import write_markdown_json
 from captum_ext.attr import SlidingPatch, SuperpixelLime
 from captum_ext.data.inpainting import InpaintingDataset
 from captum_ext.data.object_masking import default_dilation, remove_objects
@@ -56,21 +56,6 @@ PathLike = Union[str, Path]
 
 #: The shapes-world classifier is multi-label.
 SCORE = "sigmoid"
-
-
-def _write(output_dir: PathLike, stem: str, markdown: str, data: Any) -> Dict[str, Path]:
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"markdown": out / f"{stem}.md", "json": out / f"{stem}.json"}
-    paths["markdown"].write_text(markdown + "\n")
-    paths["json"].write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
-    return paths
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return repr(value)
 
 
 def _model(classifier: Optional[PathLike], device: Union[str, torch.device]) -> nn.Module:
@@ -257,7 +242,7 @@ def run_removal_effectiveness(
         "inpainting_quality": quality,
         "settings": {"num_images": num_images, "image_size": image_size, "seed": seed},
     }
-    _write(output_dir, "removal", "\n".join(lines), data)
+    write_markdown_json(output_dir, "removal", "\n".join(lines), data)
     _removal_figure(dataset, fillers, 6, Path(output_dir) / "removal.png", seed)
     return table
 
@@ -373,7 +358,7 @@ def run_generative_evaluation(
             deletion[name][substrate] = float(torch.cat(aucs).mean())
     acceptance = _acceptance(deletion)
     markdown = _deletion_markdown(result, deletion, acceptance)
-    _write(output_dir, "deletion", markdown, {"deletion_auc": deletion, "acceptance": acceptance})
+    write_markdown_json(output_dir, "deletion", markdown, {"deletion_auc": deletion, "acceptance": acceptance})
     return {"table": result.table(), "deletion_auc": deletion, "acceptance": acceptance}
 
 
@@ -550,7 +535,7 @@ def run_sensitivity(
         "lime_seeds": lime_seeds,
         "lime_samples": lime_samples,
     }
-    _write(output_dir, "sensitivity", "\n".join(lines), {"table": table, "settings": settings})
+    write_markdown_json(output_dir, "sensitivity", "\n".join(lines), {"table": table, "settings": settings})
     _sensitivity_figure(table, Path(output_dir) / "sensitivity.png")
     return table
 

@@ -9,6 +9,7 @@ from typing import Dict, Union
 
 from matplotlib.figure import Figure
 
+from captum_ext._utils.report_files import to_json
 from captum_ext.evaluation.harness import COLUMNS, SEGMENTATION, EvaluationResult
 
 PathLike = Union[str, Path]
@@ -156,16 +157,5 @@ def write_report(result: EvaluationResult, output_dir: PathLike) -> Dict[str, Pa
         "curves": result.curves,
     }
     paths["json"] = out / "metrics.json"
-    # NaN is not JSON; write null instead.
-    paths["json"].write_text(json.dumps(_nan_to_none(payload), indent=2) + "\n")
+    paths["json"].write_text(json.dumps(to_json(payload), indent=2, allow_nan=False) + "\n")
     return paths
-
-
-def _nan_to_none(value):
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _nan_to_none(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_nan_to_none(v) for v in value]
-    return value
