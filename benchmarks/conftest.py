@@ -9,6 +9,7 @@ CUDA are synchronised. ``--channels-last`` and ``--bf16`` are options for CUDA r
 from __future__ import annotations
 
 from dataclasses import dataclass
+import warnings
 from typing import Callable
 
 import pytest
@@ -21,6 +22,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="quick: tiny sizes for CI; full: the paper's 224 x 224 set-up")
     group.addoption("--channels-last", action="store_true", help="channels_last models/inputs")
     group.addoption("--bf16", action="store_true", help="bf16 autocast (CUDA)")
+    group.addoption("--work-fraction", type=float, default=None,
+                    help="test_table3: run this fraction of each method's paper iterations / "
+                    "samples / windows and scale the time (default 1 in full mode)")
 
 
 @dataclass(frozen=True)
@@ -92,3 +96,15 @@ def throughput(benchmark, images: int) -> float | None:
     if stats is None:
         return None
     return images / stats.stats.median
+
+
+def check_target(settings: BenchSettings, ok: bool, message: str) -> None:
+    """Assert a speed target in full mode; only warn in quick mode.
+
+    Quick-mode timings are milliseconds on tiny inputs, on a shared CI machine: noise,
+    not a measurement of the target.
+    """
+    if settings.full:
+        assert ok, message
+    elif not ok:
+        warnings.warn(f"speed target missed in quick mode (not gated): {message}", stacklevel=2)

@@ -13,6 +13,11 @@ from typing import Dict, List, Optional, Tuple
 
 #: name -> (module, function, one-line help). Each function takes the remaining argv.
 COMMANDS: Dict[str, Tuple[str, str, str]] = {
+    "demo": (
+        "captum_ext.cli.demo",
+        "main",
+        "the shapes-world report of every method (HTML + Markdown + JSON)",
+    ),
     "train-classifier": (
         "captum_ext.cli.commands",
         "train_classifier",
@@ -67,6 +72,11 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
         "captum_ext.cli.evaluate",
         "main",
         "evaluate attribution methods on the shapes world (metric table, figure)",
+    ),
+    "benchmark-table": (
+        "captum_ext.cli.benchmark_table",
+        "main",
+        "Stalder Table 3: turn the test_table3 pytest-benchmark JSON into the README table",
     ),
     "attribute-dataset": (
         "captum_ext.cli.attribute_dataset",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from importlib.resources import files
 from pathlib import Path
 from typing import Optional, Union
@@ -17,7 +18,15 @@ PathLike = Union[str, Path]
 
 
 def checkpoint_path(name: str) -> Path:
-    """Path of a shipped checkpoint, e.g. ``checkpoint_path("shapes_classifier")``."""
+    """Path of a shipped checkpoint, e.g. ``checkpoint_path("shapes_classifier")``.
+
+    A file ``<name>.pt`` in the directory named by the environment variable
+    ``CAPTUM_EXT_CHECKPOINTS`` (e.g. retrained networks, ``captum-ext demo --retrain``)
+    takes precedence over the one shipped in the package.
+    """
+    override = os.environ.get("CAPTUM_EXT_CHECKPOINTS")
+    if override and (Path(override) / f"{name}.pt").exists():
+        return Path(override) / f"{name}.pt"
     path = Path(str(files("captum_ext") / "checkpoints" / f"{name}.pt"))
     if not path.exists():
         raise FileNotFoundError(

@@ -24,3 +24,14 @@ def test_shipped_classifier_acceptance():
     assert results["object_only"] >= 0.85
     # Removal is reported, not gated; it must at least be measured for each filler.
     assert {"removed/constant", "removed/blur"} <= set(results)
+
+
+def test_checkpoint_directory_override(tmp_path, monkeypatch):
+    shipped = checkpoint_path("shapes_classifier")
+    (tmp_path / "shapes_classifier.pt").write_bytes(shipped.read_bytes())
+    monkeypatch.setenv("CAPTUM_EXT_CHECKPOINTS", str(tmp_path))
+    assert checkpoint_path("shapes_classifier") == tmp_path / "shapes_classifier.pt"
+    # Names missing from the override directory still come from the package.
+    assert checkpoint_path("shapes_inpainter").parent == shipped.parent
+    monkeypatch.setenv("CAPTUM_EXT_CHECKPOINTS", str(tmp_path / "missing"))
+    assert checkpoint_path("shapes_classifier") == shipped
