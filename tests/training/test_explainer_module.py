@@ -147,7 +147,7 @@ def test_train_explainer_cli_exports_and_resumes(tmp_path):
     "preset, l_e, lr",
     [("explainer_vgg16_voc", 1.0, 1e-5), ("explainer_resnet50_voc", 3.0, 1e-4),
      ("explainer_vgg16_coco", 1.0, 1e-5), ("explainer_resnet50_coco", 3.0, 1e-5),
-     ("shapes_explainer", None, None)],
+     ("shapes_explainer", None, None), ("shapes_explainer_rtis", None, None)],
 )
 def test_presets_parse(preset, l_e, lr, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -161,3 +161,5 @@ def test_presets_parse(preset, l_e, lr, capsys):
         model = config["model"]
         assert model["loss"]["init_args"]["l_e"] == l_e and model["lr"] == lr
         assert model["arch"] == "deeplabv3_resnet50"
+    loss = config["model"]["loss"]["class_path"].rsplit(".", 1)[-1]
+    assert loss == ("RTISLoss" if preset.endswith("rtis") else "ExplainerLoss")
