@@ -43,13 +43,15 @@ _SHAPE_TESTS: Dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "disc": lambda u, v: u * u + v * v <= 1.0,
     "square": lambda u, v: torch.maximum(u.abs(), v.abs()) <= 0.82,
     "triangle": lambda u, v: (v <= 0.55) & (_SQRT3 * u.abs() <= v + 1.05),
-    "cross": lambda u, v: ((u.abs() <= 0.32) & (v.abs() <= 1.0))
-    | ((v.abs() <= 0.32) & (u.abs() <= 1.0)),
+    "cross": lambda u, v: (
+        ((u.abs() <= 0.32) & (v.abs() <= 1.0)) | ((v.abs() <= 0.32) & (u.abs() <= 1.0))
+    ),
     "ring": lambda u, v: ((u * u + v * v) <= 1.0) & ((u * u + v * v) >= 0.36),
     "diamond": lambda u, v: u.abs() + v.abs() <= 1.1,
     "star": lambda u, v: _polar(u, v)[0] <= 0.55 + 0.45 * torch.cos(5 * _polar(u, v)[1]),
-    "tee": lambda u, v: ((u.abs() <= 0.95) & (v >= -0.95) & (v <= -0.45))
-    | ((u.abs() <= 0.28) & (v.abs() <= 0.95)),
+    "tee": lambda u, v: (
+        ((u.abs() <= 0.95) & (v >= -0.95) & (v <= -0.45)) | ((u.abs() <= 0.28) & (v.abs() <= 0.95))
+    ),
 }
 
 
@@ -133,16 +135,18 @@ def _backgrounds(n: int, size: int, generator: torch.Generator) -> Tuple[Tensor,
     cells = torch.randint(3, 9, (n,), generator=generator)
     noise = _smooth_noise(n, size, cells, generator)
     coords = torch.linspace(0, 1, size)
-    yy, xx = torch.meshgrid(coords, coords, indexing="ij")
     angle = torch.rand(n, 1, 1, generator=generator) * math.pi
     freq = 2 + 6 * torch.rand(n, 1, 1, generator=generator)
     phase = 2 * math.pi * torch.rand(n, 1, 1, generator=generator)
-    stripes = 0.5 + 0.5 * torch.sin(
-        2 * math.pi * freq * (xx * torch.cos(angle) + yy * torch.sin(angle)) + phase
-    )
+    # The stripe phase is separable in x and y: two (n, S) ramps, one full-size add.
+    wave = 2 * math.pi * freq
+    ramp_x = (wave * torch.cos(angle)) * coords.view(1, 1, size) + phase
+    ramp_y = (wave * torch.sin(angle)) * coords.view(1, size, 1)
+    stripes = 0.5 + 0.5 * torch.sin(ramp_x + ramp_y)
     mix = torch.rand(n, 1, 1, generator=generator)
     t = (mix * noise[:, 0] + (1 - mix) * stripes).unsqueeze(1)  # (n, 1, S, S)
-    background = colours[:, 0, :, None, None] * (1 - t) + colours[:, 1, :, None, None] * t
+    low, high = colours[:, 0, :, None, None], colours[:, 1, :, None, None]
+    background = low + (high - low) * t
     return background, colours
 
 
@@ -169,36 +173,44 @@ def _render_chunk(
     theta = (torch.rand(n, m, generator=generator) - 0.5) * (math.pi / 9)  # +-10 degrees
 
     coords = torch.arange(size, dtype=torch.float32)
-    dx = coords.view(1, 1, 1, size) - cx.view(n, m, 1, 1)
-    dy = coords.view(1, 1, size, 1) - cy.view(n, m, 1, 1)
-    cos, sin = torch.cos(theta).view(n, m, 1, 1), torch.sin(theta).view(n, m, 1, 1)
-    r = radius.view(n, m, 1, 1)
-    u = (cos * dx + sin * dy) / r
-    v = (-sin * dx + cos * dy) / r
+    cos, sin = torch.cos(theta).flatten(), torch.sin(theta).flatten()
+    # Object coordinates (u, v) = R(theta) (x - cx, y - cy) / r, separable in x and y.
+    dx = (coords.view(1, size) - cx.view(-1, 1)) / radius.view(-1, 1)  # (n * m, S)
+    dy = (coords.view(1, size) - cy.view(-1, 1)) / radius.view(-1, 1)
     inside = torch.zeros(n * m, size, size, dtype=torch.bool)
-    flat_classes, u, v = classes.flatten(), u.flatten(0, 1), v.flatten(0, 1)
+    flat_classes = classes.flatten()
     for k, name in enumerate(SHAPE_NAMES[:num_classes]):  # a loop over classes, not images
         idx = (flat_classes == k).nonzero().flatten()
-        inside[idx] = _SHAPE_TESTS[name](u[idx], v[idx])
+        c, s = cos[idx].view(-1, 1, 1), sin[idx].view(-1, 1, 1)
+        x, y = dx[idx].unsqueeze(1), dy[idx].unsqueeze(2)
+        inside[idx] = _SHAPE_TESTS[name](c * x + s * y, c * y - s * x)
     inside = inside.view(n, m, size, size)
 
     instances = torch.zeros(n, size, size, dtype=torch.uint8)
     for j in range(m):  # painter's algorithm over object slots: later slots on top
         instances[inside[:, j]] = j + 1
-    area = inside.flatten(2).sum(dim=2)
-    ids = torch.arange(1, m + 1, dtype=torch.uint8).view(1, m, 1, 1)
-    visible = (instances.unsqueeze(1) == ids).flatten(2).sum(dim=2)
+    area = inside.view(n, m, -1).view(torch.uint8).sum(dim=2, dtype=torch.int32)
+    offsets = torch.arange(n).view(n, 1, 1) * (m + 1)
+    counts = torch.bincount((instances.long() + offsets).flatten(), minlength=n * (m + 1))
+    visible = counts.view(n, m + 1)[:, 1:]
     ok = ((visible * 2 >= area) & (area > 0) | ~used).all(dim=1)
 
     background, bg_colours = _backgrounds(n, size, generator)
     colours = _object_colours(n * m, bg_colours.repeat_interleave(m, dim=0), generator)
     colours = colours.view(n, m, 3)
-    # A gentle linear shading across each object keeps it from being perfectly flat.
-    u, v = u.view(n, m, size, size), v.view(n, m, size, size)
-    shade = 1 + 0.075 * (u * torch.rand(n, m, 1, 1, generator=generator) - 0.5 * v)
-    layer = (instances.long() - 1).clamp_min(0).unsqueeze(1)  # (n, 1, S, S)
-    pixel_shade = shade.gather(1, layer)
-    pixel_colour = colours.transpose(1, 2).gather(2, layer.flatten(2).expand(n, 3, -1))
+    # A gentle linear shading across each object keeps it from being perfectly flat:
+    # shade = 1 + 0.075 (a u - v / 2), an affine function of the pixel position.
+    a = torch.rand(n, m, generator=generator).flatten()
+    scale = 0.075 / radius.flatten()
+    slope_x = scale * (a * cos + 0.5 * sin)
+    slope_y = scale * (a * sin - 0.5 * cos)
+    offset = 1 - slope_x * cx.flatten() - slope_y * cy.flatten()
+    top = (instances.long() - 1).clamp_min(0).view(n, -1)  # object on top of each pixel
+    base, per_x, per_y = (
+        p.view(n, m).gather(1, top).view(n, 1, size, size) for p in (offset, slope_x, slope_y)
+    )
+    pixel_shade = base + per_x * coords.view(1, 1, 1, size) + per_y * coords.view(1, 1, size, 1)
+    pixel_colour = colours.transpose(1, 2).gather(2, top.unsqueeze(1).expand(n, 3, -1))
     objects = (pixel_colour.view(n, 3, size, size) * pixel_shade).clamp(0, 1)
     image = torch.where(instances.unsqueeze(1) > 0, objects, background)
     image = image + 0.02 * torch.randn(image.shape, generator=generator)
