@@ -1,10 +1,18 @@
-"""The shipped shapes-world classifier meets the foundation issue's acceptance numbers."""
+"""The shipped shapes-world checkpoints load safely and do what their issues ask."""
 
+import pytest
 import torch
 
+from captum_ext.data.samples import collate_samples
 from captum_ext.data.shapes import ShapesDataset
 from captum_ext.evaluation.classifier_robustness import masking_robustness
-from captum_ext.models.pretrained import checkpoint_path, load_shapes_classifier
+from captum_ext.metrics.localisation import pointing_game, scaled_tolerance
+from captum_ext.metrics.segmentation import continuous_iou
+from captum_ext.models.pretrained import (
+    checkpoint_path,
+    load_shapes_classifier,
+    load_shapes_explainer,
+)
 
 
 def test_checkpoint_is_small_and_weights_only():
@@ -35,3 +43,27 @@ def test_checkpoint_directory_override(tmp_path, monkeypatch):
     assert checkpoint_path("shapes_inpainter").parent == shipped.parent
     monkeypatch.setenv("CAPTUM_EXT_CHECKPOINTS", str(tmp_path / "missing"))
     assert checkpoint_path("shapes_classifier") == shipped
+
+
+@pytest.mark.parametrize("name", ["shapes_explainer", "shapes_explainer_rtis"])
+def test_explainer_checkpoints_are_small_and_weights_only(name):
+    path = checkpoint_path(name)
+    assert path.stat().st_size < 5 * 2**20
+    assert isinstance(torch.load(path, weights_only=True), dict)
+
+
+@pytest.mark.parametrize("variant", ["explainer", "rtis"])
+def test_shipped_explainers_localise_better_than_chance(variant):
+    data = collate_samples([ShapesDataset(60, 64, split="test")[i] for i in range(60)])
+    with torch.no_grad():
+        logits = load_shapes_explainer(variant=variant)(data["image"])
+    present = data["labels"].bool()  # one row per (image, present class) pair
+    maps, truth = logits[present].unsqueeze(1), data["masks"][present].unsqueeze(1).float()
+    # A map of the same values at random places is what an explainer blind to the image
+    # reaches (continuous IoU about its own coverage, pointing about the object's area).
+    shuffled = maps.flatten(1)[:, torch.randperm(64 * 64)].view_as(maps)
+    iou = continuous_iou(torch.sigmoid(maps), truth).mean()
+    assert iou > 1.5 * continuous_iou(torch.sigmoid(shuffled), truth).mean()
+    tolerance = scaled_tolerance(64)
+    hits = pointing_game(maps, masks=truth, tolerance=tolerance).float().mean()
+    assert hits > 2 * pointing_game(shuffled, masks=truth, tolerance=tolerance).float().mean()
