@@ -84,8 +84,8 @@ class DemoSettings:
 
 #: The default run: <= 5 minutes on 2 CPU cores.
 QUICK = DemoSettings(
-    num_images=6,
-    table_images=8,
+    num_images=4,
+    table_images=4,
     removal_images=40,
     quality_images=40,
     hallucination_paper_setting_only=True,

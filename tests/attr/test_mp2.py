@@ -90,15 +90,44 @@ class MaskSpy:
         return OpenCVInpainter()(images, holes)
 
 
-def test_mp2_g_inpaints_the_current_binary_mask_each_iteration():
+def test_mp2_g_fills_the_current_mask_and_each_candidate_set():
     spy = MaskSpy()
     weights = torch.arange(16.0).view(4, 4)
     mp2_g = MP2(CellModel(weights), Inpaint(spy), score="logit", grid_size=4)
     x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     out = mp2_g.attribute(x, 0, max_iterations=3, binary=True, return_map=True)
-    assert [h.shape[0] for h in spy.holes] == [2, 2, 2, 2]  # t = 0..3, both examples
-    assert [int(h[0].sum()) for h in spy.holes] == [0, 8, 16, 24]  # 2 cells of 4 px per step
-    assert torch.equal(spy.holes[-1].float(), out)
+    # Per iteration t = 0..3: the current mask, then it plus each of the 4 parity sets of
+    # kept cells (4 cells of 4 pixels each on a 4 x 4 grid, fewer once cells are removed).
+    assert len(spy.holes) == 4 * 5 and all(h.shape[0] == 2 for h in spy.holes)
+    current = [int(h[0].sum()) for h in spy.holes[::5]]
+    assert current == [0, 8, 16, 24]  # 2 cells of 4 pixels per step
+    assert torch.equal(spy.holes[-5].float(), out)
+    first = torch.stack(spy.holes[1:5])[:, 0, 0, ::2, ::2]  # the 4 candidate sets at t = 0
+    assert torch.equal(first.sum(dim=0), torch.ones(4, 4, dtype=torch.long))
+    # No two cells of one set touch, so each is filled from its own surroundings.
+    for cells in first:
+        padded = torch.nn.functional.pad(cells.float()[None, None], (1, 1, 1, 1))
+        neighbours = torch.nn.functional.conv2d(padded, torch.ones(1, 1, 3, 3)) - cells.float()
+        assert not bool((neighbours[0, 0][cells] > 0).any())
+
+
+def test_mp2_g_removes_the_evidence_first_not_raster_order():
+    # Channel 0 is bright in one cell only; the score sums channel 0. Inpainting that cell
+    # from its dark surroundings is the only removal that lowers the score, so it must go
+    # first (with the fill of the current, empty mask every kept cell's gradient is 0).
+    x = torch.zeros(1, 3, 8, 8)
+    x[0, 0, 4:6, 6:8] = 1.0
+    mp2_g = MP2(
+        CellModel(torch.ones(4, 4)),
+        Inpaint(OpenCVInpainter()),
+        score="logit",
+        grid_size=4,
+        cells_per_step=1,
+    )
+    out = mp2_g.attribute(x, 0, stop_prob=-1e6, max_iterations=1, binary=True, return_map=True)
+    expected = torch.zeros(4, 4)
+    expected[2, 3] = 1
+    assert torch.equal(out[0, 0, ::2, ::2], expected)
 
 
 def test_any_image_size_and_default_blur(tiny_model, images):
