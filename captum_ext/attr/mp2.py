@@ -187,7 +187,9 @@ class MP2(MaskAttribution):
             grid = (order > 0).to(inputs.dtype).view(-1, 1, gh, gw).requires_grad_(True)
             holes = F.interpolate(grid, size=(h, w), mode="nearest")
             if static_reference is None:
-                reference = self._hole_filler_reference(x, order > 0, (gh, gw), generator)
+                reference = self._hole_filler_reference(
+                    x, holes.detach() > 0.5, order.view(-1, 1, gh, gw) > 0, generator
+                )
             else:
                 reference = static_reference[active]
             scores = self._scores(
@@ -227,32 +229,24 @@ class MP2(MaskAttribution):
         return F.interpolate(values.view(n, 1, gh, gw), size=(h, w), mode="nearest")
 
     def _hole_filler_reference(
-        self,
-        inputs: Tensor,
-        removed: Tensor,
-        grid: Tuple[int, int],
-        generator: torch.Generator,
+        self, inputs: Tensor, holes: Tensor, removed: Tensor, generator: torch.Generator
     ) -> Tensor:
         """Reference of a hole-dependent filler (MP2-G): see the class docstring.
 
-        ``removed`` is the ``(B, gh * gw)`` bool mask of removed cells.
+        ``holes`` is the ``(B, 1, H, W)`` bool mask of removed pixels, ``removed`` the
+        ``(B, 1, gh, gw)`` bool mask of removed cells.
         """
-        gh, gw = grid
-        size = inputs.shape[-2:]
-        removed = removed.view(-1, 1, gh, gw)
-
-        def upsample(cells: Tensor) -> Tensor:
-            return F.interpolate(cells.float(), size=size, mode="nearest") > 0.5
-
-        reference = self.filler.reference(inputs, upsample(removed), generator=generator)
+        gh, gw = removed.shape[-2:]
+        reference = self.filler.reference(inputs, holes, generator=generator)
         rows = torch.arange(gh, device=inputs.device).view(gh, 1) % 2
         cols = torch.arange(gw, device=inputs.device).view(1, gw) % 2
         for parity in ((0, 0), (0, 1), (1, 0), (1, 1)):
             candidates = ((rows == parity[0]) & (cols == parity[1])) & ~removed
             if not bool(candidates.any()):
                 continue
-            filled = self.filler.reference(
-                inputs, upsample(removed | candidates), generator=generator
+            candidate_holes = (
+                F.interpolate(candidates.float(), size=holes.shape[-2:], mode="nearest") > 0.5
             )
-            reference = torch.where(upsample(candidates), filled, reference)
+            filled = self.filler.reference(inputs, holes | candidate_holes, generator=generator)
+            reference = torch.where(candidate_holes, filled, reference)
         return reference
