@@ -59,6 +59,25 @@ def test_hallucination_rates_count_final_top1(classifier):
     assert "| black | mid-grey |" in hallucination_markdown(result)
 
 
+def test_defence_stops_hallucination_on_the_shipped_classifier():
+    """Table A1 in the paper's setting (black image, mid-grey reference, 500 iterations).
+
+    The spec's pure indicator gate let *ring* through here (1 of 4); the restoring gate
+    of ReluGradientFilter must suppress every class the undefended game generates.
+    """
+    from captum_ext.models.pretrained import load_shapes_classifier
+
+    model = load_shapes_classifier(device="cpu")
+    result = hallucination_rates(
+        model, shapes_space(), 64, {"black": (0, 0, 0)}, {"mid-grey": (0.5,) * 3},
+        iterations=500, show_progress=False,
+    )
+    s = result["summary"]["black/mid-grey"]
+    assert s["classes_tried"] == 4
+    assert s["generated_without_defense"] == 4
+    assert s["generated_with_defense"] == 0
+
+
 def test_summarise_counts_by_hand():
     rows = [
         {"start": "black", "reference": "mid-grey", "generated_without_defense": True,
