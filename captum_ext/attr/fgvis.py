@@ -78,9 +78,10 @@ class FGVis(MaskAttribution):
 
     With ``defense=True`` (default) the gradient at every ``nn.ReLU`` call is set to 0
     where the perturbed activation leaves ``[min(0, a0), max(0, a0)]``, ``a0`` being the
-    clean image's activation (per call and per example; forward pass unchanged), unless
-    the descent step would move that activation back towards its bound. The model must
-    contain ``nn.ReLU`` modules.
+    clean image's activation (per call and per example; forward pass unchanged); in the
+    generation and repression games, which start from the reference rather than the
+    clean image, the gradient that moves an out-of-bound activation back towards its
+    bound is kept. The model must contain ``nn.ReLU`` modules.
 
     The score (``score=``) decides what ``CE`` and ``p_c`` are: ``"softmax"`` (the
     paper: cross-entropy and the softmax probability), ``"sigmoid"`` for multi-label
@@ -89,12 +90,12 @@ class FGVis(MaskAttribution):
 
     Differs from the paper/spec: with ``score="sigmoid"`` the lambda-search stopping
     rule asks whether the target is predicted (``sigmoid > 0.5``) instead of whether
-    it is the top-1 class, the multi-label reading of "top-1". The defence passes the
-    gradient of an out-of-bound activation when the step lowers it: with the spec's
-    pure indicator, activations that start outside their bounds (the generation game
-    starts from the reference) drift further out, and the generation game still
-    hallucinated 6 of 34 classes on the shipped shapes-world classifier (0 of 34 with
-    the restoring gate; see ``captum_ext/attr/_relu_gradient_filter.py``).
+    it is the top-1 class, the multi-label reading of "top-1". In the generation and
+    repression games the defence also passes the gradient that lowers an out-of-bound
+    activation: with the spec's pure indicator, activations that start outside their
+    bounds drift further out, and the generation game still hallucinated 6 of 34
+    classes on the shipped shapes-world classifier (0 of 34 with the restoring gate;
+    see ``captum_ext/attr/_relu_gradient_filter.py``).
 
     Parameters
     ----------
@@ -250,7 +251,11 @@ class FGVis(MaskAttribution):
         with contextlib.ExitStack() as stack:
             gate = None
             if self.defense:
-                gate = stack.enter_context(ReluGradientFilter(self._guarded_modules()))
+                # m ~ 0 at the start: x_tilde ~ r, outside the clean image's bounds
+                starts_from_reference = high < 0.5
+                gate = stack.enter_context(
+                    ReluGradientFilter(self._guarded_modules(), restore=starts_from_reference)
+                )
             clean = self._clean_outputs(gate, inputs, additional_forward_args)
             target = self._target(target, inputs, clean.shape[1])
             mask = self._search(

@@ -108,6 +108,26 @@ def test_defence_blocks_hallucination_gradient():
     assert not torch.allclose(results[False], results[True])
 
 
+@pytest.mark.parametrize("game, restore", [
+    ("preservation", False), ("deletion", False), ("generation", True), ("repression", True),
+])
+def test_restoring_gate_only_for_games_starting_from_the_reference(
+    monkeypatch, tiny_model, images, game, restore
+):
+    import captum_ext.attr.fgvis as fgvis_module
+
+    seen = []
+
+    class Spy(fgvis_module.ReluGradientFilter):
+        def __init__(self, modules, restore=False):
+            seen.append(restore)
+            super().__init__(modules, restore=restore)
+
+    monkeypatch.setattr(fgvis_module, "ReluGradientFilter", Spy)
+    FGVis(tiny_model, game=game, iterations=2).attribute(images, target=0)
+    assert seen == [restore]
+
+
 def test_resnet_with_defence_restores_state():
     torch.manual_seed(0)
     model = torchvision.models.resnet18(num_classes=3).train()

@@ -23,11 +23,11 @@ class ReusedInplaceReLU(nn.Module):
         h2 += h
         return self.out(self.relu(h2))
 
-    def gated_input_gradient(self, x, x0, k):
+    def gated_input_gradient(self, x, x0, k, restore):
         """Gradient of ``out(x)[:, k].sum()`` back-propagated by hand through the gate.
 
-        At each ReLU output the incoming gradient g is kept where a <= a0, and where
-        a > a0 only if g > 0 (the descent step lowers a towards its bound).
+        At each ReLU output the incoming gradient g is kept where a <= a0; where a > a0
+        it is dropped, or with ``restore`` kept if g > 0 (the step lowers a).
         """
         w1, b1 = self.l1.weight, self.l1.bias
         w2, b2 = self.l2.weight, self.l2.bias
@@ -40,7 +40,8 @@ class ReusedInplaceReLU(nn.Module):
             a2 = torch.relu(z2)
 
             def gate(g, a, a0):
-                return torch.where((a <= a0) | (g > 0), g, torch.zeros_like(g))
+                keep = (a <= a0) | ((g > 0) if restore else False)
+                return torch.where(keep, g, torch.zeros_like(g))
 
             g_a2 = gate(self.out.weight[k].expand_as(a2), a2, a0_2)
             g_z2 = g_a2 * (z2 > 0)
@@ -54,24 +55,22 @@ def input_gradient(fn, x):
     return grad
 
 
-def test_gradient_matches_hand_built_gate_per_call_and_per_example():
+@pytest.mark.parametrize("restore", [False, True])
+def test_gradient_matches_hand_built_gate_per_call_and_per_example(restore):
     net = ReusedInplaceReLU()
     clean = torch.randn(4, 5, generator=torch.Generator().manual_seed(1))
     perturbed = clean + torch.randn(4, 5, generator=torch.Generator().manual_seed(2))
-    with ReluGradientFilter([net]) as gate:
+    with ReluGradientFilter([net], restore=restore) as gate:
         gate.record(lambda: net(clean))
         got = input_gradient(lambda x: gate.forward(lambda: net(x)), perturbed)
-    expected = net.gated_input_gradient(perturbed, clean, k=1)
+    expected = net.gated_input_gradient(perturbed, clean, k=1, restore=restore)
     plain = input_gradient(net, perturbed)
     torch.testing.assert_close(got, expected)
     assert not torch.allclose(got, plain), "the perturbation must exceed some bounds"
-    with torch.no_grad():
-        a0 = torch.relu(net.l1(clean))
-        a = torch.relu(net.l1(perturbed))
-        g = (net.out.weight[1] * (net.l2(a) + a > 0)) @ net.l2.weight + net.out.weight[1]
-    assert ((a > a0) & (g > 0)).any(), "some out-of-bound unit must be pulled back"
+    other = net.gated_input_gradient(perturbed, clean, k=1, restore=not restore)
+    assert not torch.allclose(got, other), "some out-of-bound unit must be pulled back"
     # per example: selecting rows uses those examples' bounds
-    with ReluGradientFilter([net]) as gate:
+    with ReluGradientFilter([net], restore=restore) as gate:
         gate.record(lambda: net(clean))
         gate.select(torch.tensor([3, 1]))
         got = input_gradient(lambda x: gate.forward(lambda: net(x)), perturbed[[3, 1]])
