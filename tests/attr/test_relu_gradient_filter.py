@@ -107,6 +107,7 @@ def test_torchvision_models(builder, calls):
     torch.testing.assert_close(unchanged, input_gradient(model, x))
     plain = input_gradient(model, x_adv)
     assert not torch.allclose(defended, plain)
+    assert defended.abs().sum() < plain.abs().sum()
 
 
 def test_no_relu_is_an_error():
