@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Callable, Optional, Tuple, Union
 
 import torch
@@ -246,7 +247,40 @@ class DSSR(MaskAttribution):
                 mask.clamp_(0.0, 1.0)
         with torch.no_grad():
             m_bar = F.avg_pool2d(mask, k2, stride=1) if plus else mask
-        return 1.0 - m_bar.detach()
+        salient_map = 1.0 - m_bar.detach()
+        warn_if_collapsed(salient_map)
+        return salient_map
+
+
+def warn_if_collapsed(salient_map: Tensor) -> None:
+    """Warn when some masks ended as all background (an all-zero salient map).
+
+    The regulariser's per-pixel gradient is ``lambda``; when the target score's gradient
+    is far smaller (a saturated probability, or a classifier as confident on the
+    reference as on the image) Adam grows the background everywhere and the map is 0.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn_if_collapsed(torch.tensor([[[[0.0]]], [[[0.5]]]]))
+    >>> print(str(caught[0].message).split(".")[0])
+    DSSR: 1 of 2 masks converged to all background (an all-zero map) for examples [0]
+    """
+    collapsed = torch.nonzero(salient_map.flatten(1).amax(dim=1) <= 0).flatten().tolist()
+    if not collapsed:
+        return
+    shown = str(collapsed[:10])[:-1] + (", ...]" if len(collapsed) > 10 else "]")
+    warnings.warn(
+        f"DSSR: {len(collapsed)} of {salient_map.shape[0]} masks converged to all "
+        f"background (an all-zero map) for examples {shown}. The target score's "
+        "gradient was far below lambda: a saturated score (a very confident classifier) "
+        "or a classifier that is confident on the reference too. A reference the "
+        "classifier is unsure about (see captum_ext.metrics.reference_entropy; e.g. "
+        "filler=Constant(0.0), the mean colour) or a smaller lambda_high avoids it.",
+        UserWarning,
+    )
 
 
 def min_pool(mask: Tensor, kernel: Tuple[int, int]) -> Tensor:

@@ -284,7 +284,7 @@ class SuperpixelLime(MaskAttribution):
 
     def superpixels(self, inputs: Tensor) -> Tensor:
         """The ``(N, 1, H, W)`` SLIC labels used when no ``feature_mask`` is given."""
-        pixels = to_unit_range(self.space.to_pixels(inputs), "inputs")
+        pixels = to_unit_range(self.space.to_pixels(inputs), "inputs", "SLIC superpixels")
         return slic_superpixels(pixels, self.n_segments, self.compactness, self.sigma)
 
     def _attribute_map(

@@ -26,12 +26,15 @@ class Inpainter(Protocol):
     def __call__(self, images: Tensor, holes: Tensor) -> Tensor: ...
 
 
-def to_unit_range(pixels: Tensor, name: str = "images") -> Tensor:
-    """Clamp float round-off into [0, 1]; reject images that are really outside it."""
+def to_unit_range(pixels: Tensor, name: str = "images", purpose: str = "inpainting") -> Tensor:
+    """Clamp float round-off into [0, 1]; reject images that are really outside it.
+
+    ``purpose`` names what needs pixel space, for the error message.
+    """
     lo, hi = float(pixels.min()), float(pixels.max())
     if lo < -PIXEL_TOLERANCE or hi > 1 + PIXEL_TOLERANCE:
         raise ValueError(
-            f"`{name}` must be in [0, 1] pixel space for inpainting, got values in "
+            f"`{name}` must be in [0, 1] pixel space for {purpose}, got values in "
             f"[{lo:.3g}, {hi:.3g}]; pass the classifier's ImageSpace(mean, std) if the "
             "inputs are normalised"
         )

@@ -1,5 +1,7 @@
 """DSSR / DSSR+: first Adam step against a hand-written loss, shapes, reference, errors."""
 
+import warnings
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -138,3 +140,27 @@ def test_bad_call_arguments(tiny_model, images):
         method.attribute(images.flatten(2), target=0)
     with pytest.raises(ValueError, match="filler"):
         DSSR(tiny_model, filler=WrongShape(), iterations=1).attribute(images, target=0)
+
+
+@pytest.mark.parametrize("variant", ["dssr", "dssr+"])
+def test_warns_when_a_mask_collapses_to_all_background(variant):
+    model = linear_model(24)
+    with torch.no_grad():
+        model[1].bias[1] = 200.0  # class 1's sigmoid is saturated: its gradient is exactly 0
+        evidence = torch.zeros(3, 24, 24)
+        evidence[:, :2, :2] = 0.5  # class 0 reads only the top-left 2 x 2 patch
+        model[1].weight[0] = evidence.flatten()
+        model[1].bias[0] = -4.5
+    x = torch.rand(2, 3, 24, 24, generator=torch.Generator().manual_seed(0))
+    x[:, :, :2, :2] = 1.0
+    method = DSSR(model, variant=variant, score="sigmoid", iterations=15)
+    with pytest.warns(UserWarning, match=r"1 of 2 masks .* for examples \[0\]"):
+        maps = method.attribute(x, target=[1, 0], return_map=True)
+    assert maps[0].max() == 0
+    assert torch.equal(maps[1, 0, :2, :2], torch.ones(2, 2))  # the live mask finds the patch
+
+
+def test_no_collapse_warning_on_a_live_mask(tiny_model, images):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        DSSR(tiny_model, iterations=3).attribute(images, target=1)

@@ -156,5 +156,5 @@ def test_bad_constructor_arguments_and_pixels(tiny_model):
         SuperpixelLime(tiny_model, kernel_width=0)
     with pytest.raises(ValueError, match="alpha"):
         SuperpixelLime(tiny_model, alpha=-1)
-    with pytest.raises(ValueError, match="inputs"):  # SLIC needs pixels: wrong ImageSpace
+    with pytest.raises(ValueError, match=r"`inputs` must be in \[0, 1\] pixel space for SLIC"):
         SuperpixelLime(tiny_model).attribute(torch.rand(1, 3, 16, 16) * 5, 0, n_samples=4)
