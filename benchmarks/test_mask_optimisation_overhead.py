@@ -36,6 +36,10 @@ def bare_passes(model, x, target, passes):
 CASES = {
     "FGVis (deletion, defence)": (lambda m, it: FGVis(m, iterations=it, defense=True), 1),
     "FGVis (deletion, no defence)": (lambda m, it: FGVis(m, iterations=it, defense=False), 1),
+    # generation starts from the reference and uses the restoring gate (other hook path)
+    "FGVis (generation, defence)": (
+        lambda m, it: FGVis(m, game="generation", iterations=it, defense=True), 1
+    ),
     "DSSR+": (lambda m, it: DSSR(m, iterations=it), 2),
 }
 

@@ -171,6 +171,11 @@ class ReluGradientFilter:
             # the same gradient: where relu(z) and z disagree, ReLU's own derivative is 0.)
             above = output.detach() > a0
             if self.restore:
-                output.register_hook(lambda g, above=above: g.masked_fill(above & (g < 0), 0))
+                output.register_hook(lambda g, above=above: g.masked_fill(_raising(g, above), 0))
             else:
                 output.register_hook(lambda g, above=above: g.masked_fill(above, 0))
+
+
+def _raising(grad: Tensor, above: Tensor) -> Tensor:
+    """``above & (grad < 0)``, the restoring gate's blocked units, with one allocation."""
+    return (grad < 0).logical_and_(above)
