@@ -256,8 +256,9 @@ def warn_if_collapsed(salient_map: Tensor) -> None:
     """Warn when some masks ended as all background (an all-zero salient map).
 
     The regulariser's per-pixel gradient is ``lambda``; when the target score's gradient
-    is far smaller (a saturated probability, or a classifier as confident on the
-    reference as on the image) Adam grows the background everywhere and the map is 0.
+    is far smaller (a saturated probability, or a classifier that scores the target
+    class on the reference itself, so that no mask can delete it) Adam grows the
+    background everywhere and the map is 0.
 
     Examples
     --------
@@ -276,9 +277,12 @@ def warn_if_collapsed(salient_map: Tensor) -> None:
         f"DSSR: {len(collapsed)} of {salient_map.shape[0]} masks converged to all "
         f"background (an all-zero map) for examples {shown}. The target score's "
         "gradient was far below lambda: a saturated score (a very confident classifier) "
-        "or a classifier that is confident on the reference too. A reference the "
-        "classifier is unsure about (see captum_ext.metrics.reference_entropy; e.g. "
-        "filler=Constant(0.0), the mean colour) or a smaller lambda_high avoids it.",
+        "or a classifier that sees the target class in the reference itself (then "
+        "replacing the object by the reference cannot delete the class; check the "
+        "classifier's output on the reference). A reference that carries no evidence "
+        "for the class (see captum_ext.metrics.reference_entropy; e.g. "
+        "filler=Constant(0.0), the mean colour), a classifier trained with object-free "
+        "negatives, or a smaller lambda_high avoids it.",
         UserWarning,
     )
 

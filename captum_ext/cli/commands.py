@@ -53,7 +53,8 @@ def _check_classifier(
     object-removed exact-match per filler (reported, not gated).
 
     Args:
-        checkpoint: weights file (default: the shipped classifier).
+        checkpoint: classifier weights file, or a shipped classifier's name
+            (default: shapes_classifier; also shapes_classifier_negatives).
         num_images: number of held-out (test split) images.
         image_size: image side.
         seed: base seed of the shapes world.

@@ -29,7 +29,8 @@ def evaluate(
         methods: method names to include (default: occlusion, gradcam,
             integrated_gradients, random).
         output_dir: report directory.
-        checkpoint: classifier weights file (default: the shipped classifier).
+        checkpoint: classifier weights file, or a shipped classifier's name
+            (default: shapes_classifier; also shapes_classifier_negatives).
         seed: base seed of the shapes world.
         device: torch device, e.g. cpu or cuda.
         figure_rows: image-class pairs shown in the figure grid.

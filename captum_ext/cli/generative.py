@@ -30,7 +30,8 @@ def removal_effectiveness(
         num_images: held-out shapes-world images.
         image_size: image side.
         seed: base seed of the shapes world.
-        classifier: classifier weights (default: the shipped one).
+        classifier: classifier weights file, or a shipped classifier's name
+            (default: shapes_classifier).
         inpainter: learned-inpainter weights (default: the shipped one).
         extra_inpainters: more learned inpainters to compare, name -> weights file.
         quality_images: held-out backgrounds of the inpainting-quality table.
@@ -74,7 +75,8 @@ def evaluate_generative(
         methods: registry names (default: sp sp_g lime lime_g mp2 mp2_g).
         lime_samples: override LIME's 1,000 samples.
         seed: base seed of the shapes world.
-        classifier: classifier weights (default: the shipped one).
+        classifier: classifier weights file, or a shipped classifier's name
+            (default: shapes_classifier).
         device: torch device.
     """
     from captum_ext.evaluation.generative import run_generative_evaluation
@@ -112,7 +114,8 @@ def sensitivity(
         lime_seeds: LIME seeds compared.
         lime_samples: samples per LIME run (the paper: 500).
         seed: base seed of the shapes world.
-        classifier: classifier weights (default: the shipped one).
+        classifier: classifier weights file, or a shipped classifier's name
+            (default: shapes_classifier).
         device: torch device.
     """
     from captum_ext.evaluation.generative import run_sensitivity

@@ -175,7 +175,8 @@ def run_removal_effectiveness(
     seed : int
         Base seed of the shapes world (and of the noise filler).
     classifier : path, optional
-        Classifier weights (default: the shipped classifier).
+        Classifier weights file, or a shipped classifier's name (default:
+        ``"shapes_classifier"``).
     inpainter : path, optional
         Learned-inpainter weights (default: the shipped inpainter).
     extra_inpainters : mapping, optional
@@ -302,7 +303,8 @@ def run_generative_evaluation(
     seed : int
         Base seed of the shapes world.
     classifier : path, optional
-        Classifier weights (default: the shipped classifier).
+        Classifier weights file, or a shipped classifier's name (default:
+        ``"shapes_classifier"``).
     device : str or torch.device
         Where the models run.
     show_progress : bool

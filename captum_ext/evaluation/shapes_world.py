@@ -51,7 +51,8 @@ def evaluate_shapes_world(
         The classifier; default the shipped one
         (:func:`~captum_ext.models.pretrained.load_shapes_classifier`).
     checkpoint : path, optional
-        A weights file to load instead of the shipped checkpoint.
+        A weights file, or a shipped classifier's name (see
+        :func:`~captum_ext.models.pretrained.load_shapes_classifier`).
     seed : int
         Base seed of the shapes world.
     device : str or torch.device

@@ -36,16 +36,25 @@ def checkpoint_path(name: str) -> Path:
     return path
 
 
+#: Shipped shapes-world classifiers: the default one (masking-robust) and one trained with
+#: object-free negatives, on which uniform noise and constant references carry no evidence.
+SHAPES_CLASSIFIERS = ("shapes_classifier", "shapes_classifier_negatives")
+
+
 def load_shapes_classifier(
     path: Optional[PathLike] = None, device: Union[str, torch.device] = "cpu"
 ) -> ShapesClassifier:
-    """The trained shapes-world classifier, in eval mode.
+    """A trained shapes-world classifier, in eval mode.
 
     Parameters
     ----------
-    path : path, optional
-        A weights file written by ``captum-ext train-classifier --export``; default the
-        shipped checkpoint.
+    path : path or str, optional
+        A weights file written by ``captum-ext train-classifier --export``, or the name
+        of a shipped classifier (:data:`SHAPES_CLASSIFIERS`); default the shipped
+        ``"shapes_classifier"``. ``"shapes_classifier_negatives"`` was also trained on
+        object-free images (noise, flat colours, textures) labelled "no class": use it
+        for methods whose reference must carry no evidence (DSSR's uniform noise); the
+        default one scores uniform noise as classes 3, 4 and 5 at once.
     device : str or torch.device
         Where to put the model.
 
@@ -54,8 +63,13 @@ def load_shapes_classifier(
     >>> model = load_shapes_classifier()
     >>> model(torch.zeros(1, 3, 64, 64)).shape
     torch.Size([1, 6])
+    >>> noise = torch.rand(1, 3, 64, 64) * 4 - 2             # U(0, 1) pixels, normalised
+    >>> bool((load_shapes_classifier("shapes_classifier_negatives")(noise) < 0).all())
+    True
     """
-    payload = load_weights(path or checkpoint_path("shapes_classifier"))
+    if path is None or str(path) in SHAPES_CLASSIFIERS:
+        path = checkpoint_path(str(path or "shapes_classifier"))
+    payload = load_weights(path)
     model = ShapesClassifier(**payload["config"])
     model.load_state_dict(payload["state_dict"])
     return model.to(device).eval()

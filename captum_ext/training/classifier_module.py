@@ -44,7 +44,8 @@ class ClassifierModule(LightningModule):
     robust_p : float
         Probability of the object-only augmentation per image.
     null_p : float
-        Probability of replacing an image by an object-free one with empty labels.
+        Probability of replacing an image by an object-free one with empty labels (0
+        turns the negatives off: the shipped ``shapes_classifier`` was trained so).
     dilation : int, optional
         Dilation radius of the kept masks (default: 1 px per 32 px of image side).
     seed : int
@@ -97,9 +98,10 @@ class ClassifierModule(LightningModule):
         images, labels = keep_random_objects(
             images, labels, masks, self.hparams.robust_p, self._radius(images), self.generator
         )
-        images, labels = replace_with_null_images(
-            images, labels, self.hparams.null_p, shapes_space(), self.generator
-        )
+        if self.hparams.null_p > 0:  # null_p = 0 keeps the augmentation's random stream
+            images, labels = replace_with_null_images(
+                images, labels, self.hparams.null_p, shapes_space(), self.generator
+            )
         flip = (torch.rand(images.shape[0], generator=self.generator) < 0.5).to(images.device)
         images = torch.where(flip[:, None, None, None], images.flip(-1), images)
         images = images.contiguous(memory_format=torch.channels_last)

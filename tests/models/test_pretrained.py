@@ -8,7 +8,9 @@ from captum_ext.data.shapes import ShapesDataset
 from captum_ext.evaluation.classifier_robustness import masking_robustness
 from captum_ext.metrics.localisation import pointing_game, scaled_tolerance
 from captum_ext.metrics.segmentation import continuous_iou
+from captum_ext.data.shapes import shapes_space
 from captum_ext.models.pretrained import (
+    SHAPES_CLASSIFIERS,
     checkpoint_path,
     load_shapes_classifier,
     load_shapes_explainer,
@@ -16,7 +18,8 @@ from captum_ext.models.pretrained import (
 
 
 @pytest.mark.parametrize(
-    "name", ["shapes_classifier", "shapes_explainer", "shapes_explainer_rtis", "shapes_inpainter"]
+    "name",
+    [*SHAPES_CLASSIFIERS, "shapes_explainer", "shapes_explainer_rtis", "shapes_inpainter"],
 )
 def test_checkpoint_is_small_and_weights_only(name):
     path = checkpoint_path(name)
@@ -25,8 +28,9 @@ def test_checkpoint_is_small_and_weights_only(name):
     assert set(payload) == {"config", "state_dict"}
 
 
-def test_shipped_classifier_acceptance():
-    model = load_shapes_classifier()
+@pytest.mark.parametrize("name", SHAPES_CLASSIFIERS)
+def test_shipped_classifier_acceptance(name):
+    model = load_shapes_classifier(name)
     assert not model.training
     results = masking_robustness(
         model, ShapesDataset(1000, 64, split="test"), show_progress=False
@@ -35,6 +39,31 @@ def test_shipped_classifier_acceptance():
     assert results["object_only"] >= 0.85
     # Removal is reported, not gated; it must at least be measured for each filler.
     assert {"removed/constant", "removed/blur"} <= set(results)
+
+
+def test_negatives_classifier_sees_no_class_in_references():
+    # DSSR's reference (uniform noise in pixel space) and FGVis' constant references
+    # must carry no evidence for any class: every sigmoid below 0.5.
+    model = load_shapes_classifier("shapes_classifier_negatives")
+    generator = torch.Generator().manual_seed(0)
+    pixels = torch.cat([
+        torch.rand(64, 3, 64, 64, generator=generator),
+        torch.rand(16, 3, 1, 1, generator=generator).expand(16, 3, 64, 64),
+        torch.zeros(1, 3, 64, 64),
+    ])
+    with torch.no_grad():
+        logits = model(shapes_space().to_inputs(pixels))
+    assert (logits < 0).all()
+
+
+def test_classifier_loads_by_path_or_shipped_name():
+    by_name = load_shapes_classifier("shapes_classifier_negatives")
+    by_path = load_shapes_classifier(checkpoint_path("shapes_classifier_negatives"))
+    default = load_shapes_classifier()
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.equal(by_name(x), by_path(x))
+        assert not torch.allclose(by_name(x), default(x))
 
 
 def test_checkpoint_directory_override(tmp_path, monkeypatch):

@@ -1,8 +1,13 @@
+import pytest
 import torch
+import torch.nn.functional as F
+import yaml
 from lightning.pytorch import Trainer
 
 from captum_ext.cli.main import main
-from captum_ext.data.shapes import ShapesDataModule
+from captum_ext.data.object_masking import default_dilation, keep_random_objects
+from captum_ext.data.samples import collate_samples
+from captum_ext.data.shapes import ShapesDataModule, ShapesDataset
 from captum_ext.models.pretrained import load_shapes_classifier
 from captum_ext.training.classifier_module import ClassifierModule
 from captum_ext.training.export import load_weights, save_weights
@@ -53,3 +58,51 @@ def test_train_classifier_cli_exports(tmp_path):
     model = load_shapes_classifier(out)
     assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 6)
     assert (tmp_path / "lightning_logs").exists()
+
+
+def _fed_images(module, batch):
+    seen = []
+    handle = module.model.register_forward_hook(lambda m, args, out: seen.append(args[0]))
+    with pytest.warns(UserWarning, match="self.log"):  # no Trainer attached
+        loss = module.training_step(batch, 0)
+    handle.remove()
+    return seen[0], loss
+
+
+def test_null_p_zero_keeps_the_augmentation_stream():
+    # null_p = 0 reproduces the shipped shapes_classifier's recipe: the step draws only
+    # the masking augmentation and the flips from the module's generator.
+    batch = collate_samples([ShapesDataset(8, 32, split="train")[i] for i in range(8)])
+    module = ClassifierModule(width=4, null_p=0.0, seed=3)
+    generator = torch.Generator().manual_seed(3)
+    images, _ = keep_random_objects(
+        batch["image"], batch["labels"], batch["masks"], 0.5, default_dilation(32), generator
+    )
+    flip = torch.rand(8, generator=generator) < 0.5
+    expected = torch.where(flip[:, None, None, None], images.flip(-1), images)
+    assert torch.equal(_fed_images(module, batch)[0], expected)
+
+
+def test_null_p_one_feeds_object_free_images_labelled_no_class():
+    batch = collate_samples([ShapesDataset(8, 32, split="train")[i] for i in range(8)])
+    module = ClassifierModule(width=4, robust_p=0.0, null_p=1.0, seed=3)
+    fed, loss = _fed_images(module, batch)
+    # No fed image (or its mirror) is one of the batch's images, and every label is 0.
+    for image in batch["image"]:
+        assert not any(torch.equal(image, f) or torch.equal(image.flip(-1), f) for f in fed)
+    with torch.no_grad():
+        expected = F.binary_cross_entropy_with_logits(module(fed), torch.zeros(8, 6))
+    assert torch.allclose(loss, expected)
+
+
+@pytest.mark.parametrize(
+    "preset, null_p", [("shapes_classifier", 0.0), ("shapes_classifier_negatives", 0.1)]
+)
+def test_classifier_presets_parse(preset, null_p, capsys):
+    # Each shipped checkpoint's preset carries the recipe it was trained with.
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train-classifier", "--preset", preset, "--print_config"])
+    assert exit_info.value.code in (0, None)
+    config = yaml.safe_load(capsys.readouterr().out)
+    assert config["model"]["null_p"] == null_p
+    assert config["model"]["robust_p"] == 0.5 and config["trainer"]["max_epochs"] == 16
