@@ -54,7 +54,7 @@ def load_shapes_classifier(
         ``"shapes_classifier"``. ``"shapes_classifier_negatives"`` was also trained on
         object-free images (noise, flat colours, textures) labelled "no class": use it
         for methods whose reference must carry no evidence (DSSR's uniform noise); the
-        default one scores uniform noise as classes 3, 4 and 5 at once.
+        default one scores uniform noise as cross, ring and diamond (classes 3-5).
     device : str or torch.device
         Where to put the model.
 
