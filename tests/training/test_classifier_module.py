@@ -60,6 +60,10 @@ def test_train_classifier_cli_exports(tmp_path):
     assert (tmp_path / "lightning_logs").exists()
 
 
+def _train_batch():
+    return collate_samples([ShapesDataset(8, 32, split="train")[i] for i in range(8)])
+
+
 def _fed_images(module, batch):
     seen = []
     handle = module.model.register_forward_hook(lambda m, args, out: seen.append(args[0]))
@@ -72,7 +76,7 @@ def _fed_images(module, batch):
 def test_null_p_zero_keeps_the_augmentation_stream():
     # null_p = 0 reproduces the shipped shapes_classifier's recipe: the step draws only
     # the masking augmentation and the flips from the module's generator.
-    batch = collate_samples([ShapesDataset(8, 32, split="train")[i] for i in range(8)])
+    batch = _train_batch()
     module = ClassifierModule(width=4, null_p=0.0, seed=3)
     generator = torch.Generator().manual_seed(3)
     images, _ = keep_random_objects(
@@ -84,7 +88,7 @@ def test_null_p_zero_keeps_the_augmentation_stream():
 
 
 def test_null_p_one_feeds_object_free_images_labelled_no_class():
-    batch = collate_samples([ShapesDataset(8, 32, split="train")[i] for i in range(8)])
+    batch = _train_batch()
     module = ClassifierModule(width=4, robust_p=0.0, null_p=1.0, seed=3)
     fed, loss = _fed_images(module, batch)
     # No fed image (or its mirror) is one of the batch's images, and every label is 0.
