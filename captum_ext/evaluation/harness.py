@@ -87,6 +87,8 @@ class EvaluationResult:
         ``method -> "deletion_curve" | "insertion_curve" -> mean score at each step``.
     curve_fractions : list of float
         Fraction of pixels removed / inserted at each step of the curves.
+    class_names : list of str, optional
+        Names of the dataset's classes (indexed by class id), for the reports.
     """
 
     methods: List[str]
@@ -97,6 +99,7 @@ class EvaluationResult:
     figure: Optional[FigureRows] = None
     curves: Dict[str, Dict[str, List[float]]] = field(default_factory=dict)
     curve_fractions: List[float] = field(default_factory=list)
+    class_names: Optional[List[str]] = None
 
     def table(self) -> Dict[str, Dict[str, float]]:
         """``method -> metric -> mean`` over the pairs (NaNs ignored)."""
@@ -107,6 +110,32 @@ class EvaluationResult:
                 values = [v for v in self.per_pair[method][key] if not math.isnan(v)]
                 row[key] = sum(values) / len(values) if values else math.nan
             out[method] = row
+        return out
+
+    def class_table(self, key: str = "pointing") -> Dict[str, Dict[int, float]]:
+        """``method -> class -> mean of key`` over that class's pairs (NaNs ignored).
+
+        The pointing game of Zhang et al. (2016), as DSSR (Gu 2020, Sec. 4.3) and
+        TorchRay report it, is the mean over classes of these per-class accuracies;
+        :meth:`table` averages over pairs instead, which weighs frequent classes more.
+
+        Examples
+        --------
+        >>> r = EvaluationResult(["m"], {"m": {"pointing": [1.0, 0.0, 1.0]}},
+        ...                      [(0, 2), (1, 2), (1, 0)], {}, {})
+        >>> r.class_table()
+        {'m': {0: 1.0, 2: 0.5}}
+        """
+        if key not in COLUMNS:
+            raise ValueError(f"unknown metric {key!r}; expected one of {list(COLUMNS)}")
+        classes = sorted({c for _, c in self.pairs})
+        out: Dict[str, Dict[int, float]] = {}
+        for method in self.methods:
+            by_class: Dict[int, List[float]] = {c: [] for c in classes}
+            for (_, c), v in zip(self.pairs, self.per_pair[method][key]):
+                if not math.isnan(v):
+                    by_class[c].append(v)
+            out[method] = {c: sum(v) / len(v) if v else math.nan for c, v in by_class.items()}
         return out
 
 
@@ -270,7 +299,8 @@ def evaluate_attributions(
         Normalisation of the images, for the figure (default ``dataset.space`` if it
         has one, else identity).
     class_names : sequence of str, optional
-        For the figure's row titles (default ``dataset.class_names`` if any).
+        For the figure's row titles and the per-class table (default
+        ``dataset.class_names`` if any).
     show_progress : bool
         Show progress bars.
 
@@ -382,7 +412,15 @@ def evaluate_attributions(
         for name, by_key in curves.items()
     }
     return EvaluationResult(
-        names, per_pair, pairs, sanity_means, settings, figure, mean_curves, scoring.fractions
+        names,
+        per_pair,
+        pairs,
+        sanity_means,
+        settings,
+        figure,
+        mean_curves,
+        scoring.fractions,
+        list(class_names) if class_names is not None else None,
     )
 
 

@@ -12,12 +12,15 @@ from torch.utils.data import Dataset
 from captum_ext.attr import RandomAttribution
 from captum_ext.data.shapes import ShapesDataset
 from captum_ext.evaluation import (
+    EvaluationResult,
     MethodSpec,
     default_methods,
     evaluate_attributions,
     evaluate_shapes_world,
     write_report,
 )
+from captum_ext.evaluation.harness import COLUMNS
+from captum_ext.evaluation.report import pointing_markdown, pointing_per_class
 from captum_ext.metrics import (
     continuous_iou,
     deletion_auc,
@@ -100,6 +103,46 @@ def test_method_batch_size_does_not_change_maps(world):
             atol=1e-5,
         )
     assert a.figure is None
+
+
+def test_pointing_per_class_is_the_mean_over_each_class_then_over_classes(tmp_path):
+    # Class 0: 1 hit of 1; class 2: 1 of 3 -> class mean (1 + 1/3) / 2, pair mean 2/4.
+    hits = [1.0, 0.0, 0.0, 1.0]
+    result = EvaluationResult(
+        ["m"],
+        {"m": {key: hits if key == "pointing" else [math.nan] * 4 for key in COLUMNS}},
+        [(0, 2), (1, 2), (2, 2), (2, 0)],
+        {},
+        {},
+        class_names=["disc", "square", "triangle"],
+    )
+    assert result.table()["m"]["pointing"] == 0.5
+    assert result.class_table()["m"] == pytest.approx({0: 1.0, 2: 1 / 3})
+    assert pointing_per_class(result)["m"] == pytest.approx(
+        {"disc": 1.0, "triangle": 1 / 3, "mean over classes": 2 / 3}
+    )
+    lines = pointing_markdown(result).splitlines()
+    assert lines[0] == "| Method | disc | triangle | mean over classes |"
+    assert lines[2] == "| (pairs) | 1 | 3 | 4 |"
+    assert lines[3] == "| m | 1.000 | 0.333 | 0.667 |"
+    payload = json.loads(write_report(result, tmp_path)["json"].read_text())
+    assert payload["pointing_per_class"]["m"]["mean over classes"] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="unknown metric 'hits'"):
+        result.class_table("hits")
+
+
+def test_report_names_classes_of_the_dataset(world, tmp_path):
+    dataset, model = world
+    spec = default_methods(32, include=["random"])[0]
+    result = evaluate_attributions(model, dataset, [spec], show_progress=False, steps=4)
+    assert result.class_names == list(dataset.class_names)
+    by_class = result.class_table()["Random"]
+    for c, value in by_class.items():
+        hits = [v for (_, k), v in zip(result.pairs, result.per_pair["Random"]["pointing"]) if k == c]
+        assert value == pytest.approx(sum(hits) / len(hits))
+    text = write_report(result, tmp_path)["markdown"].read_text()
+    assert "## Pointing game per class" in text
+    assert all(dataset.class_names[c] in text for c in by_class)
 
 
 class BoxesOnly(Dataset):
