@@ -115,9 +115,10 @@ class EvaluationResult:
     def class_table(self, key: str = "pointing") -> Dict[str, Dict[int, float]]:
         """``method -> class -> mean of key`` over that class's pairs (NaNs ignored).
 
-        The pointing game of Zhang et al. (2016), as DSSR (Gu 2020, Sec. 4.3) and
-        TorchRay report it, is the mean over classes of these per-class accuracies;
-        :meth:`table` averages over pairs instead, which weighs frequent classes more.
+        The pointing accuracy of Zhang et al. (2016), as Gu (2020, Sec. 4.3) reports it
+        and TorchRay's ``PointingGame.accuracy`` computes it, is the mean over classes of
+        these per-class accuracies; :meth:`table` averages over pairs instead, which
+        weighs frequent classes more.
 
         Examples
         --------
