@@ -9,7 +9,13 @@ from captum_ext.evaluation.methods import (
     available_methods,
     default_methods,
 )
-from captum_ext.evaluation.report import markdown_table, write_figure, write_report
+from captum_ext.evaluation.report import (
+    markdown_table,
+    pointing_markdown,
+    pointing_per_class,
+    write_figure,
+    write_report,
+)
 from captum_ext.evaluation.shapes_world import evaluate_shapes_world
 
 __all__ = [
@@ -24,6 +30,8 @@ __all__ = [
     "evaluate_attributions",
     "evaluate_shapes_world",
     "markdown_table",
+    "pointing_markdown",
+    "pointing_per_class",
     "write_figure",
     "write_report",
 ]

@@ -54,6 +54,14 @@ def pointing_per_class(result: EvaluationResult) -> Dict[str, Dict[str, float]]:
 
     The mean over classes is the pointing accuracy as Zhang et al. (2016) and Gu (2020)
     define it; the main table's column is the mean over pairs.
+
+    Examples
+    --------
+    >>> from captum_ext.evaluation import EvaluationResult
+    >>> r = EvaluationResult(["m"], {"m": {"pointing": [1.0, 0.0, 1.0]}},
+    ...                      [(0, 2), (1, 2), (1, 0)], {}, {}, class_names=["a", "b", "c"])
+    >>> pointing_per_class(r)
+    {'m': {'a': 1.0, 'c': 0.5, 'mean over classes': 0.75}}
     """
     out: Dict[str, Dict[str, float]] = {}
     for method, by_class in result.class_table("pointing").items():
@@ -65,7 +73,16 @@ def pointing_per_class(result: EvaluationResult) -> Dict[str, Dict[str, float]]:
 
 
 def pointing_markdown(result: EvaluationResult) -> str:
-    """The per-class pointing table as Markdown (one row per method)."""
+    """The per-class pointing table as Markdown: a row of pair counts, one row per method.
+
+    Examples
+    --------
+    >>> from captum_ext.evaluation import EvaluationResult
+    >>> r = EvaluationResult(["m"], {"m": {"pointing": [1.0, 0.0, 1.0]}},
+    ...                      [(0, 2), (1, 2), (1, 0)], {}, {})
+    >>> print(pointing_markdown(r).splitlines()[-1])
+    | m | 1.000 | 0.500 | 0.750 |
+    """
     table = pointing_per_class(result)
     headers = list(next(iter(table.values())))
     counts = Counter(c for _, c in result.pairs)

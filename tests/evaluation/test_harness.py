@@ -17,10 +17,11 @@ from captum_ext.evaluation import (
     default_methods,
     evaluate_attributions,
     evaluate_shapes_world,
+    pointing_markdown,
+    pointing_per_class,
     write_report,
 )
 from captum_ext.evaluation.harness import COLUMNS
-from captum_ext.evaluation.report import pointing_markdown, pointing_per_class
 from captum_ext.metrics import (
     continuous_iou,
     deletion_auc,
