@@ -54,6 +54,18 @@ SEGMENTATION = ("accuracy", "iou", "mae")
 CURVES = ("deletion_curve", "insertion_curve")
 
 
+def nan_mean(values: Sequence[float]) -> float:
+    """Mean of the values that are not NaN (NaN when none is).
+
+    Examples
+    --------
+    >>> nan_mean([1.0, float("nan"), 0.0]), nan_mean([])
+    (0.5, nan)
+    """
+    kept = [v for v in values if not math.isnan(v)]
+    return sum(kept) / len(kept) if kept else math.nan
+
+
 @dataclass
 class FigureRows:
     """What the figure grid shows: the first pairs, their ground truth and maps."""
@@ -103,14 +115,10 @@ class EvaluationResult:
 
     def table(self) -> Dict[str, Dict[str, float]]:
         """``method -> metric -> mean`` over the pairs (NaNs ignored)."""
-        out: Dict[str, Dict[str, float]] = {}
-        for method in self.methods:
-            row = {}
-            for key in COLUMNS:
-                values = [v for v in self.per_pair[method][key] if not math.isnan(v)]
-                row[key] = sum(values) / len(values) if values else math.nan
-            out[method] = row
-        return out
+        return {
+            method: {key: nan_mean(self.per_pair[method][key]) for key in COLUMNS}
+            for method in self.methods
+        }
 
     def class_table(self, key: str = "pointing") -> Dict[str, Dict[int, float]]:
         """``method -> class -> mean of key`` over that class's pairs (NaNs ignored).
@@ -134,9 +142,8 @@ class EvaluationResult:
         for method in self.methods:
             by_class: Dict[int, List[float]] = {c: [] for c in classes}
             for (_, c), v in zip(self.pairs, self.per_pair[method][key]):
-                if not math.isnan(v):
-                    by_class[c].append(v)
-            out[method] = {c: sum(v) / len(v) if v else math.nan for c, v in by_class.items()}
+                by_class[c].append(v)
+            out[method] = {c: nan_mean(v) for c, v in by_class.items()}
         return out
 
 

@@ -11,7 +11,7 @@ from typing import Dict, Union
 from matplotlib.figure import Figure
 
 from captum_ext._utils.report_files import to_json
-from captum_ext.evaluation.harness import COLUMNS, SEGMENTATION, EvaluationResult
+from captum_ext.evaluation.harness import COLUMNS, SEGMENTATION, EvaluationResult, nan_mean
 
 PathLike = Union[str, Path]
 
@@ -66,8 +66,7 @@ def pointing_per_class(result: EvaluationResult) -> Dict[str, Dict[str, float]]:
     out: Dict[str, Dict[str, float]] = {}
     for method, by_class in result.class_table("pointing").items():
         row = {_class_label(result, c): v for c, v in by_class.items()}
-        values = [v for v in by_class.values() if not math.isnan(v)]
-        row["mean over classes"] = sum(values) / len(values) if values else math.nan
+        row["mean over classes"] = nan_mean(list(by_class.values()))
         out[method] = row
     return out
 
@@ -93,7 +92,8 @@ def pointing_markdown(result: EvaluationResult) -> str:
         "| (pairs) | " + " | ".join(pairs) + " |",
     ]
     for method, row in table.items():
-        lines.append(f"| {method} | " + " | ".join(_fmt(v, "pointing") for v in row.values()) + " |")
+        cells = " | ".join(_fmt(v, "pointing") for v in row.values())
+        lines.append(f"| {method} | {cells} |")
     return "\n".join(lines)
 
 
