@@ -137,11 +137,16 @@ def check_model_device(model: object, inputs: Tensor, name: str = "forward_func"
         )
 
 
-def check_positive_int(value: object, name: str, minimum: int = 1) -> int:
-    """Check an integer argument ``>= minimum``."""
+def check_int(value: object, name: str) -> int:
+    """Check an integer argument (a ``bool`` is not one)."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"`{name}` must be an int, got {type(value).__name__}")
-    if value < minimum:
+    return value
+
+
+def check_positive_int(value: object, name: str, minimum: int = 1) -> int:
+    """Check an integer argument ``>= minimum``."""
+    if check_int(value, name) < minimum:
         raise ValueError(f"`{name}` must be >= {minimum}, got {value}")
     return value
 

@@ -15,6 +15,7 @@ from captum_ext._utils.scores import target_scores
 from captum_ext._utils.validation import (
     TargetLike,
     check_choice,
+    check_int,
     check_non_negative,
     check_positive_int,
 )
@@ -151,9 +152,7 @@ class DSSR(MaskAttribution):
         )
         self.k1 = None if k1 is None else check_kernel(k1, "k1")
         self.k2 = None if k2 is None else check_kernel(k2, "k2")
-        if not isinstance(seed, int) or isinstance(seed, bool):
-            raise TypeError(f"`seed` must be an int, got {type(seed).__name__}")
-        self.seed = seed
+        self.seed = check_int(seed, "seed")
 
     @log_usage()
     def attribute(

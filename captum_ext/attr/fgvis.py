@@ -15,6 +15,7 @@ from captum_ext._utils.scores import target_scores
 from captum_ext._utils.validation import (
     TargetLike,
     check_choice,
+    check_int,
     check_non_negative,
     check_positive_int,
 )
@@ -181,9 +182,7 @@ class FGVis(MaskAttribution):
         if self.lr == 0:
             raise ValueError("`lr` must be > 0, got 0")
         self.defense = bool(defense)
-        if not isinstance(seed, int) or isinstance(seed, bool):
-            raise TypeError(f"`seed` must be an int, got {type(seed).__name__}")
-        self.seed = seed
+        self.seed = check_int(seed, "seed")
         self.chosen_lambda: Optional[Tensor] = None
 
     @log_usage()

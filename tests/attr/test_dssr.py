@@ -122,6 +122,8 @@ class WrongShape(Filler):
     ({"k2": (3, 3, 3)}, ValueError, "k2"),
     ({"space": (0.5, 0.25)}, TypeError, "space"),
     ({"filler": 0}, TypeError, "filler"),
+    ({"seed": 1.5}, TypeError, "seed"),
+    ({"seed": True}, TypeError, "seed"),
 ])
 def test_bad_constructor_arguments(tiny_model, kwargs, error, match):
     with pytest.raises(error, match=match):

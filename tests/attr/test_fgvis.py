@@ -203,6 +203,7 @@ class WrongShape(Filler):
     ({"filler": "zero"}, TypeError, "filler"),
     ({"lr": 0.0}, ValueError, "lr"),
     ({"score": "probit"}, ValueError, "score"),
+    ({"seed": "0"}, TypeError, "seed"),
 ])
 def test_bad_constructor_arguments(tiny_model, kwargs, error, match):
     with pytest.raises(error, match=match):
