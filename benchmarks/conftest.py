@@ -8,8 +8,8 @@ CUDA are synchronised. ``--channels-last`` and ``--bf16`` are options for CUDA r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import warnings
+from dataclasses import dataclass
 from typing import Callable
 
 import pytest

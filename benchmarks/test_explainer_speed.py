@@ -8,9 +8,9 @@ import time
 
 import torch
 
+from benchmarks.conftest import check_target, device_name, throughput
 from captum_ext.attr import ExplainerAttribution
 from captum_ext.models.explainer_nets import build_explainer_net
-from benchmarks.conftest import check_target, device_name, throughput
 
 
 def _interleaved_best(fns, rounds):

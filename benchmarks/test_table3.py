@@ -38,9 +38,9 @@ from captum_ext.attr import (
     SuperpixelLime,
 )
 from captum_ext.fillers import Constant, Inpaint
+from captum_ext.inpainters import LearnedInpainter
 from captum_ext.models.explainer_nets import build_explainer_net
 from captum_ext.models.inpainting_unet import InpaintingUNet
-from captum_ext.inpainters import LearnedInpainter
 
 NUM_CLASSES = 20
 

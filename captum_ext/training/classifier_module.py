@@ -14,6 +14,7 @@ from captum_ext.data.null_images import null_images, replace_with_null_images
 from captum_ext.data.object_masking import default_dilation, dilate, keep_only, keep_random_objects
 from captum_ext.data.shapes import shapes_space
 from captum_ext.models.shapes_classifier import ShapesClassifier
+from captum_ext.training._schedules import adamw_one_cycle
 
 
 class ClassifierModule(LightningModule):
@@ -126,16 +127,4 @@ class ClassifierModule(LightningModule):
         self.log("val/null_no_label", self.val_null)
 
     def configure_optimizers(self) -> Dict[str, Any]:
-        optimizer = torch.optim.AdamW(
-            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
-        )
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer,
-            max_lr=self.hparams.lr,
-            total_steps=int(self.trainer.estimated_stepping_batches),
-            pct_start=0.15,
-        )
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
+        return adamw_one_cycle(self, self.hparams.lr, self.hparams.weight_decay, pct_start=0.15)

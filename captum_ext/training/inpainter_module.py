@@ -9,6 +9,7 @@ from lightning.pytorch import LightningModule
 from torch import Tensor
 
 from captum_ext.models.inpainting_unet import InpaintingUNet
+from captum_ext.training._schedules import adamw_one_cycle
 from captum_ext.training.inpainting_losses import gradient_energy, masked_l1, texture_loss
 
 
@@ -113,16 +114,4 @@ class InpainterModule(LightningModule):
         self.log("val/loss", losses["loss"], prog_bar=True)
 
     def configure_optimizers(self) -> Dict[str, Any]:
-        optimizer = torch.optim.AdamW(
-            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
-        )
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer,
-            max_lr=self.hparams.lr,
-            total_steps=int(self.trainer.estimated_stepping_batches),
-            pct_start=0.1,
-        )
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
+        return adamw_one_cycle(self, self.hparams.lr, self.hparams.weight_decay, pct_start=0.1)
