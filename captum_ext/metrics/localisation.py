@@ -7,7 +7,12 @@ from typing import Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from captum_ext._utils.validation import TargetLike, check_non_negative, check_same_device
+from captum_ext._utils.validation import (
+    TargetLike,
+    check_non_negative,
+    check_positive_int,
+    check_same_device,
+)
 from captum_ext.metrics._checks import (
     check_fraction,
     check_map,
@@ -32,8 +37,7 @@ def scaled_tolerance(
     (15.0, 4.286)
     """
     check_non_negative(tolerance, "tolerance")
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
-        raise ValueError(f"`image_size` must be a positive int, got {image_size!r}")
+    check_positive_int(image_size, "image_size")
     return tolerance * image_size / reference_size
 
 

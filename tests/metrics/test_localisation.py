@@ -61,6 +61,12 @@ def test_scaled_tolerance():
     assert scaled_tolerance(224) == 15.0
     assert scaled_tolerance(32) == pytest.approx(15 * 32 / 224)
     assert scaled_tolerance(448, tolerance=10) == 20.0
+    with pytest.raises(ValueError, match="`image_size` must be >= 1"):
+        scaled_tolerance(0)
+    with pytest.raises(TypeError, match="`image_size` must be an int"):
+        scaled_tolerance(64.0)
+    with pytest.raises(ValueError, match="`tolerance`"):
+        scaled_tolerance(64, tolerance=-1)
 
 
 def test_threshold_boxes():
