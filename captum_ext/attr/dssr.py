@@ -21,7 +21,7 @@ from captum_ext._utils.validation import (
 )
 from captum_ext.attr._base import MaskAttribution
 from captum_ext.attr.fgvis import validated_reference
-from captum_ext.fillers.base import Filler, remove
+from captum_ext.fillers.base import Filler, check_filler, remove
 from captum_ext.fillers.image_space import ImageSpace
 from captum_ext.fillers.noise import UniformNoise
 
@@ -136,12 +136,7 @@ class DSSR(MaskAttribution):
         self.variant = check_choice(variant, "variant", ("dssr+", "dssr"))
         if space is not None and not isinstance(space, ImageSpace):
             raise TypeError(f"`space` must be an ImageSpace, got {type(space).__name__}")
-        filler = UniformNoise(space) if filler is None else filler
-        if not isinstance(filler, Filler):
-            raise TypeError(
-                f"`filler` must be a captum_ext.fillers.Filler, got {type(filler).__name__}"
-            )
-        self.filler = filler
+        self.filler = check_filler(filler, default=UniformNoise(space))
         self.iterations = check_positive_int(iterations, "iterations")
         self.lr = check_non_negative(lr, "lr")
         if self.lr == 0:

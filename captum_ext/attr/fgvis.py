@@ -21,7 +21,7 @@ from captum_ext._utils.validation import (
 )
 from captum_ext.attr._base import MaskAttribution
 from captum_ext.attr._relu_gradient_filter import ReluGradientFilter
-from captum_ext.fillers.base import Filler, remove
+from captum_ext.fillers.base import Filler, check_filler, remove
 from captum_ext.fillers.constant import Constant
 from captum_ext.fillers.noise import random_like
 
@@ -169,12 +169,7 @@ class FGVis(MaskAttribution):
     ) -> None:
         super().__init__(forward_func, score=score)
         self.game = check_choice(game, "game", GAMES)
-        filler = Constant(0.0) if filler is None else filler
-        if not isinstance(filler, Filler):
-            raise TypeError(
-                f"`filler` must be a captum_ext.fillers.Filler, got {type(filler).__name__}"
-            )
-        self.filler = filler
+        self.filler = check_filler(filler, default=Constant(0.0))
         self.lambda_ = check_non_negative(lambda_, "lambda_")
         self.lambda_search = bool(lambda_search)
         self.iterations = check_positive_int(iterations, "iterations")

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from captum_ext._utils.validation import TargetLike, check_choice, check_positive_int
 from captum_ext.attr._base import MaskAttribution
-from captum_ext.fillers.base import Filler, remove
+from captum_ext.fillers.base import Filler, check_filler, remove
 from captum_ext.fillers.blur import Blur
 from captum_ext.metrics._forward import select_args
 
@@ -88,9 +88,7 @@ class MP2(MaskAttribution):
         rank: str = "descent",
     ) -> None:
         super().__init__(forward_func, score)
-        if filler is not None and not isinstance(filler, Filler):
-            raise TypeError(f"`filler` must be a Filler, got {type(filler).__name__}")
-        self.filler = filler if filler is not None else Blur(10.0)
+        self.filler = check_filler(filler, default=Blur(10.0))
         self.grid_size = check_positive_int(grid_size, "grid_size")
         self.cells_per_step = check_positive_int(cells_per_step, "cells_per_step")
         self.rank = check_choice(rank, "rank", RANKS)

@@ -13,7 +13,7 @@ from captum_ext._utils.scores import target_scores
 from captum_ext._utils.validation import TargetLike, check_choice
 from captum_ext.attr._base import MaskAttribution
 from captum_ext.attr._perturbation import format_baselines, perturbation_scores
-from captum_ext.fillers.base import Filler
+from captum_ext.fillers.base import Filler, check_filler
 from captum_ext.fillers.constant import Constant
 
 SizeLike = Union[int, Sequence[int]]
@@ -100,9 +100,7 @@ class SlidingPatch(MaskAttribution):
         score: str = "softmax",
     ) -> None:
         super().__init__(forward_func, score)
-        if filler is not None and not isinstance(filler, Filler):
-            raise TypeError(f"`filler` must be a Filler, got {type(filler).__name__}")
-        self.filler = filler if filler is not None else Constant(0.0)
+        self.filler = check_filler(filler, default=Constant(0.0))
 
     @log_usage()
     def attribute(

@@ -18,7 +18,7 @@ from captum_ext._utils.validation import (
 )
 from captum_ext.attr._base import MaskAttribution
 from captum_ext.attr._perturbation import format_baselines, perturbation_scores
-from captum_ext.fillers.base import Filler
+from captum_ext.fillers.base import Filler, check_filler
 from captum_ext.fillers.constant import Constant
 from captum_ext.fillers.image_space import ImageSpace
 from captum_ext.fillers.inpaint import to_unit_range
@@ -217,9 +217,7 @@ class SuperpixelLime(MaskAttribution):
         alpha: float = 1.0,
     ) -> None:
         super().__init__(forward_func, score)
-        if filler is not None and not isinstance(filler, Filler):
-            raise TypeError(f"`filler` must be a Filler, got {type(filler).__name__}")
-        self.filler = filler if filler is not None else Constant(0.0)
+        self.filler = check_filler(filler, default=Constant(0.0))
         self.space = space or getattr(self.filler, "space", None) or ImageSpace()
         self.n_segments = check_positive_int(n_segments, "n_segments")
         self.compactness = check_non_negative(compactness, "compactness")

@@ -71,6 +71,24 @@ class Filler(abc.ABC):
         return torch.where(holes, reference, inputs)
 
 
+def check_filler(filler: object, default: Optional[Filler] = None) -> Filler:
+    """Check a ``filler`` argument; None stands for ``default`` where one is given.
+
+    Examples
+    --------
+    >>> from captum_ext.fillers import Constant
+    >>> type(check_filler(None, default=Constant(0.0))).__name__
+    'Constant'
+    """
+    if filler is None and default is not None:
+        return default
+    if not isinstance(filler, Filler):
+        raise TypeError(
+            f"`filler` must be a captum_ext.fillers.Filler, got {type(filler).__name__}"
+        )
+    return filler
+
+
 def remove(inputs: Tensor, keep: Tensor, reference: Tensor) -> Tensor:
     """The removal operator ``keep * inputs + (1 - keep) * reference``.
 

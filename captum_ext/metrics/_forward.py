@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from captum_ext._utils.scores import as_logits
 from captum_ext._utils.validation import check_model_device, check_positive_int
-from captum_ext.fillers.base import Filler
+from captum_ext.fillers.base import Filler, check_filler
 
 #: ``build(start, stop) -> (images, example_index)`` for copies ``start..stop-1``.
 ChunkBuilder = Callable[[int, int], Tuple[Tensor, Tensor]]
@@ -85,9 +85,7 @@ class Perturber:
     def __init__(
         self, filler: Filler, inputs: Tensor, generator: Optional[torch.Generator] = None
     ) -> None:
-        if not isinstance(filler, Filler):
-            raise TypeError(f"`filler` must be a captum_ext Filler, got {type(filler).__name__}")
-        self.filler = filler
+        self.filler = check_filler(filler)
         self.inputs = inputs
         self.generator = generator
         self.reference: Optional[Tensor] = None

@@ -11,7 +11,16 @@ from captum.attr import visualization as viz
 from captum.log import log_usage
 from captum.metrics import infidelity
 
-from captum_ext.attr import MaskAttribution, RandomAttribution
+from captum_ext.attr import (
+    DSSR,
+    MP2,
+    FGVis,
+    MaskAttribution,
+    RandomAttribution,
+    SlidingPatch,
+    SuperpixelLime,
+)
+from captum_ext.fillers import Blur, Constant, UniformNoise
 from tests.conftest import TinyCNN
 
 
@@ -158,3 +167,16 @@ def test_subclass_without_log_usage_is_rejected():
 
             def _attribute_map(self, inputs, target, additional_forward_args, **_):
                 return inputs[:, :1]
+
+
+@pytest.mark.parametrize(
+    "method, default",
+    [(SlidingPatch, Constant), (SuperpixelLime, Constant), (FGVis, Constant), (MP2, Blur),
+     (DSSR, UniformNoise)],
+)
+def test_filler_default_and_type_check(tiny_model, method, default):
+    assert type(method(tiny_model).filler) is default
+    chosen = Constant(0.5)
+    assert method(tiny_model, filler=chosen).filler is chosen
+    with pytest.raises(TypeError, match="`filler` must be a captum_ext.fillers.Filler, got str"):
+        method(tiny_model, filler="grey")

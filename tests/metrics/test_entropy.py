@@ -43,7 +43,7 @@ def test_random_reference_is_seeded_and_inpainting_gets_whole_image_holes():
 
 
 def test_bad_input():
-    with pytest.raises(TypeError, match="`filler` must be a captum_ext Filler"):
+    with pytest.raises(TypeError, match="`filler` must be a captum_ext.fillers.Filler"):
         reference_entropy(PixelSum(), torch.rand(1, 1, 2, 2), "zero")
     with pytest.raises(ValueError, match="`inputs` must have 4 dimensions"):
         reference_entropy(PixelSum(), torch.rand(1, 2, 2), Constant(0.0))

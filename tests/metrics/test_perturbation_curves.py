@@ -186,7 +186,7 @@ def test_bad_input():
         deletion_curve(model, X, MAP, 0, steps=0)
     with pytest.raises(ValueError, match="`score` must be one of"):
         deletion_curve(model, X, MAP, 0, score="probability")
-    with pytest.raises(TypeError, match="`filler` must be a captum_ext Filler"):
+    with pytest.raises(TypeError, match="`filler` must be a captum_ext.fillers.Filler"):
         deletion_curve(model, X, MAP, 0, filler=0.0)
     with pytest.raises(ValueError, match="same device"):
         deletion_curve(model, X, MAP.to("meta"), 0)
