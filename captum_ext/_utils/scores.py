@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-import torch
 from torch import Tensor
 
 from captum_ext._utils.validation import check_choice
@@ -31,6 +30,7 @@ def to_scores(outputs: Tensor, score: str) -> Tensor:
 
     Examples
     --------
+    >>> import torch
     >>> to_scores(torch.tensor([[0.0, 0.0]]), "softmax")
     tensor([[0.5000, 0.5000]])
     """
@@ -49,6 +49,7 @@ def target_scores(outputs: Tensor, target: Tensor, score: str) -> Tensor:
 
     Examples
     --------
+    >>> import torch
     >>> target_scores(torch.tensor([[2.0, 0.0], [0.0, 3.0]]), torch.tensor([0, 1]), "logit")
     tensor([2., 3.])
     """
@@ -73,6 +74,7 @@ def entropy(probabilities: Tensor, eps: float = 1e-16) -> Tensor:
 
     Examples
     --------
+    >>> import torch
     >>> entropy(torch.full((1, 4), 0.25))
     tensor([1.3863])
     """
