@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from captum_ext._utils.validation import check_inputs, check_tensor
-from captum_ext.fillers.base import Filler
+from captum_ext.fillers.base import Filler, check_filler
 from captum_ext.fillers.constant import Constant
 
 
@@ -50,7 +50,7 @@ def keep_only(
     """
     images = check_inputs(images, "images")
     check_tensor(keep, "keep", ndim=4)
-    filler = filler or Constant(0.0)
+    filler = check_filler(filler, default=Constant(0.0))
     return filler(images, keep < 0.5, generator=generator)
 
 
@@ -71,7 +71,7 @@ def remove_objects(
     """
     images = check_inputs(images, "images")
     holes = dilate(masks.amax(dim=1, keepdim=True), radius) > 0.5
-    filler = filler or Constant(0.0)
+    filler = check_filler(filler, default=Constant(0.0))
     return filler(images, holes, generator=generator)
 
 

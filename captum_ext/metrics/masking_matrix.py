@@ -9,7 +9,7 @@ from torch import Tensor
 
 from captum_ext._utils.scores import check_score, to_scores
 from captum_ext._utils.validation import check_same_device, check_tensor
-from captum_ext.fillers.base import Filler
+from captum_ext.fillers.base import Filler, check_filler
 from captum_ext.fillers.constant import Constant
 from captum_ext.metrics._checks import check_images
 from captum_ext.metrics._forward import Perturber, batched_outputs, check_model
@@ -124,7 +124,7 @@ def class_masking_matrix(
     thr = torch.tensor([float(t) for t in thresholds], device=device, dtype=masks.dtype)
     t_count, a_count = len(classes), thr.numel()
     per_image = 1 + t_count * a_count  # the clean image, then (mask class, threshold)
-    perturb = Perturber(filler if filler is not None else Constant(0.0), x, generator)
+    perturb = Perturber(check_filler(filler, default=Constant(0.0)), x, generator)
 
     def build(start: int, stop: int):
         copy = torch.arange(start, stop, device=device)

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from captum_ext._utils.scores import check_score, target_scores
 from captum_ext._utils.validation import TargetLike, check_positive_int
-from captum_ext.fillers.base import Filler
+from captum_ext.fillers.base import Filler, check_filler
 from captum_ext.fillers.constant import Constant
 from captum_ext.metrics._checks import check_images, check_map, check_targets
 from captum_ext.metrics._forward import Perturber, batched_outputs, check_model
@@ -84,7 +84,7 @@ def _curve(
     counts = torch.round(torch.arange(steps + 1, dtype=torch.float64) * pixels / steps).long()
     counts = counts.to(inputs.device)
     ranks = _pixel_ranks(maps).view(n, 1, h, w)
-    perturb = Perturber(filler if filler is not None else Constant(0.0), inputs, generator)
+    perturb = Perturber(check_filler(filler, default=Constant(0.0)), inputs, generator)
 
     def build(start: int, stop: int):
         copy = torch.arange(start, stop, device=inputs.device)

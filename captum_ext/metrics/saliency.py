@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from captum_ext._utils.validation import TargetLike, check_choice
-from captum_ext.fillers.base import Filler
+from captum_ext.fillers.base import Filler, check_filler
 from captum_ext.fillers.constant import Constant
 from captum_ext.metrics._checks import (
     check_fraction,
@@ -231,7 +231,7 @@ def mask_saliency(
     check_choice(score, "score", ("softmax", "sigmoid"))
     min_area = check_fraction(min_area, "min_area", closed=(False, True))
     label_sets = check_label_sets(labels, inputs)
-    perturb = Perturber(filler if filler is not None else Constant(0.0), inputs, generator)
+    perturb = Perturber(check_filler(filler, default=Constant(0.0)), inputs, generator)
     soft = perturb.reference is not None
     n = inputs.shape[0]
 

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from captum_ext._utils.scores import as_logits
 from captum_ext._utils.validation import check_choice, check_non_negative, check_tensor
-from captum_ext.fillers.base import Filler, remove
+from captum_ext.fillers.base import Filler, check_filler, remove
 from captum_ext.fillers.blur import blur
 from captum_ext.fillers.constant import Constant
 from captum_ext.fillers.noise import random_like
@@ -306,7 +306,7 @@ class ExplainerLoss(MaskLoss):
             )
         self.min_area, self.max_area = float(min_area), float(max_area)
         self.bound_reduction = check_choice(bound_reduction, "bound_reduction", ("mean", "sum"))
-        self.filler = filler if filler is not None else Constant(0.0)
+        self.filler = check_filler(filler, default=Constant(0.0))
 
     def forward(
         self,

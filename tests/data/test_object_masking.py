@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from captum_ext.data.object_masking import (
@@ -36,6 +37,8 @@ def test_keep_only_and_remove_objects():
     blurred = remove_objects(images, masks, Blur(1.0), radius=1)
     assert torch.equal(blurred[:, :, 4, 0], images[:, :, 4, 0])
     assert not torch.equal(blurred[:, :, 1:3, 1:3], images[:, :, 1:3, 1:3])
+    with pytest.raises(TypeError, match="`filler` must be a captum_ext.fillers.Filler"):
+        keep_only(images, masks[:, :1], filler=0.5)
 
 
 def test_keep_random_objects_probability_bounds():

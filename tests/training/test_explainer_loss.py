@@ -160,6 +160,8 @@ def test_loss_rejects_mismatched_shapes_and_class_counts():
         ExplainerLoss(l_e=-1.0)
     with pytest.raises(ValueError, match="bound_reduction"):
         ExplainerLoss(bound_reduction="max")
+    with pytest.raises(TypeError, match="`filler` must be a captum_ext.fillers.Filler"):
+        ExplainerLoss(filler="blur")
     with pytest.raises(TypeError, match="labels"):
         ExplainerLoss()(images, labels.long(), logits, mean_pool)
 
