@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any, Dict, Optional
 
 import torch
-from lightning.pytorch import LightningDataModule
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from captum_ext.data.samples import collate_samples
 from captum_ext.data.shapes_world import SHAPE_NAMES, generate_shapes
+from captum_ext.data.splits import SplitDataModule
 from captum_ext.fillers.image_space import ImageSpace
 
 #: Normalisation of the shapes world (its measured pixel mean is 0.50 and std 0.25),
@@ -108,7 +107,7 @@ class ShapesDataset(Dataset):
         }
 
 
-class ShapesDataModule(LightningDataModule):
+class ShapesDataModule(SplitDataModule):
     """Train / val / test splits of the shapes world.
 
     Parameters
@@ -170,26 +169,3 @@ class ShapesDataModule(LightningDataModule):
             self.val_set = self._dataset("val", self.hparams.num_val)
         if stage in (None, "test", "predict") and self.test_set is None:
             self.test_set = self._dataset("test", self.hparams.num_test)
-
-    def _loader(self, dataset: Optional[ShapesDataset], shuffle: bool) -> DataLoader:
-        if dataset is None:
-            raise RuntimeError("call setup() before asking for a dataloader")
-        return DataLoader(
-            dataset,
-            batch_size=self.hparams.batch_size,
-            shuffle=shuffle,
-            num_workers=self.hparams.num_workers,
-            collate_fn=collate_samples,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, shuffle=False)

@@ -1,4 +1,4 @@
-"""A ``LightningDataModule`` base for datasets with train / val / test splits on disk."""
+"""A ``LightningDataModule`` base for datasets with train / val / test splits."""
 
 from __future__ import annotations
 
