@@ -2,7 +2,7 @@
 
 Run with ``pytest benchmarks/test_generative_methods.py --benchmark-enable`` (add
 ``--bench-mode full`` for the issue's sizes). Each test times the reference and our
-method on the same model and inputs in the same run (best of a few repeats with
+method on the same model and inputs in the same run (best of a few interleaved repeats with
 ``time.perf_counter``), records both and their ratio in ``benchmark.extra_info`` and
 checks the issue's target:
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable, Dict
+from typing import Callable, Dict, List
 
 import pytest
 import torch
@@ -34,14 +34,19 @@ from captum_ext.inpainters import OpenCVInpainter
 from captum_ext.models.shapes_classifier import ShapesClassifier
 
 
-def best_time(fn: Callable[[], object], repeats: int) -> float:
-    """Best wall time of ``repeats`` calls (seconds)."""
-    times = []
+def best_times(*fns: Callable[[], object], repeats: int) -> List[float]:
+    """Best wall time (seconds) of each function over ``repeats`` rounds.
+
+    Each round calls every function once, in turn, so that a slow spell of a shared
+    machine falls on all of them alike instead of on whichever was being timed.
+    """
+    times = [math.inf] * len(fns)
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            fn()
+            times[i] = min(times[i], time.perf_counter() - start)
+    return times
 
 
 def record(benchmark, fn: Callable[[], object], info: Dict[str, float]) -> None:
@@ -114,8 +119,9 @@ def test_lime_overhead_vs_captum_lime(benchmark, settings):
             perturbations_per_eval=100,
         )
 
-    t_ours = best_time(settings.synchronised(run_ours), 5)
-    t_theirs = best_time(settings.synchronised(run_theirs), 1)
+    t_theirs, t_ours = best_times(
+        settings.synchronised(run_theirs), settings.synchronised(run_ours), repeats=3
+    )
     ratio = t_theirs / t_ours
     record(
         benchmark,
@@ -152,8 +158,9 @@ def test_lime_time_over_bare_forward_passes(benchmark, settings):
         for _ in range(math.ceil(samples / batch)):
             model(perturbed).softmax(dim=1)
 
-    t_bare = best_time(settings.synchronised(bare), 2)
-    t_lime = best_time(settings.synchronised(run_lime), 2)
+    t_bare, t_lime = best_times(
+        settings.synchronised(bare), settings.synchronised(run_lime), repeats=3
+    )
     ratio = t_lime / t_bare
     record(
         benchmark,
@@ -203,8 +210,9 @@ def test_sp_constant_vs_captum_occlusion(benchmark, settings):
             perturbations_per_eval=ppe,
         )
 
-    t_occ = best_time(settings.synchronised(run_occlusion), 2)
-    t_sp = best_time(settings.synchronised(run_sp), 2)
+    t_occ, t_sp = best_times(
+        settings.synchronised(run_occlusion), settings.synchronised(run_sp), repeats=3
+    )
     ratio = t_sp / t_occ
     record(
         benchmark,
@@ -230,9 +238,10 @@ def test_sp_g_telea_vs_sp(benchmark, settings):
             inputs, 0, sliding_window_shapes=k, strides=s, perturbations_per_eval=64
         )
 
-    t_sp = best_time(settings.synchronised(runner(sp, pixels)), 2)
-    t_local = best_time(settings.synchronised(runner(local, pixels)), 2)
-    t_full = best_time(settings.synchronised(runner(full, pixels)), 2)
+    t_sp, t_local, t_full = best_times(
+        *(settings.synchronised(runner(method, pixels)) for method in (sp, local, full)),
+        repeats=2,
+    )
     record(
         benchmark,
         settings.synchronised(runner(local, pixels)),

@@ -113,11 +113,9 @@ def perturbation_scores(
     fill = Perturber(filler, inputs, generator)
 
     def build(start: int, stop: int) -> Tuple[Tensor, Tensor]:
-        first, last = start // n, -(-stop // n)
-        holes = holes_for(first, last).reshape(-1, 1, *inputs.shape[2:])
-        holes = holes[start - first * n : stop - first * n]
+        # chunks hold whole perturbations: start and stop are multiples of n
         index = torch.arange(start, stop, device=inputs.device) % n
-        return fill(index, holes), index
+        return fill.tiled(holes_for(start // n, stop // n)), index
 
     logits = batched_outputs(
         forward_func,
