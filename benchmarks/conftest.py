@@ -8,9 +8,11 @@ CUDA are synchronised. ``--channels-last`` and ``--bf16`` are options for CUDA r
 
 from __future__ import annotations
 
+import math
+import time
 import warnings
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, List
 
 import pytest
 import torch
@@ -108,3 +110,18 @@ def check_target(settings: BenchSettings, ok: bool, message: str) -> None:
         assert ok, message
     elif not ok:
         warnings.warn(f"speed target missed in quick mode (not gated): {message}", stacklevel=2)
+
+
+def interleaved_best(*fns: Callable[[], object], rounds: int) -> List[float]:
+    """Best wall time (seconds) of each function over ``rounds`` rounds.
+
+    Each round calls every function once, in turn, so that a slow spell of a shared
+    machine falls on all of them alike instead of on whichever was being timed.
+    """
+    best = [math.inf] * len(fns)
+    for _ in range(rounds):
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - start)
+    return best

@@ -4,24 +4,11 @@ Quick mode: the shapes-world U-Net on 16 images of 64 x 64; ``--bench-mode full`
 paper's DeepLabV3-ResNet50 Explainer at 224 x 224.
 """
 
-import time
-
 import torch
 
-from benchmarks.conftest import check_target, device_name, throughput
+from benchmarks.conftest import check_target, device_name, interleaved_best, throughput
 from captum_ext.attr import ExplainerAttribution
 from captum_ext.models.explainer_nets import build_explainer_net
-
-
-def _interleaved_best(fns, rounds):
-    """Best time of each function over ``rounds`` alternating runs (load hits all alike)."""
-    best = [float("inf")] * len(fns)
-    for _ in range(rounds):
-        for i, fn in enumerate(fns):
-            start = time.perf_counter()
-            fn()
-            best[i] = min(best[i], time.perf_counter() - start)
-    return best
 
 
 def test_attribute_vs_bare_forward(benchmark, settings):
@@ -42,7 +29,7 @@ def test_attribute_vs_bare_forward(benchmark, settings):
     bare = settings.synchronised(bare)
     attribute = settings.synchronised(lambda: method.attribute(x, target=2))
     bare(), attribute()  # warm-up
-    bare_time, attr_time = _interleaved_best([bare, attribute], rounds=7)
+    bare_time, attr_time = interleaved_best(bare, attribute, rounds=7)
     ratio = attr_time / bare_time
     benchmark.extra_info.update(
         bare_s=bare_time, attribute_s=attr_time, ratio=ratio, images=x.shape[0],

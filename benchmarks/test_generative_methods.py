@@ -18,8 +18,7 @@ checks the issue's target:
 from __future__ import annotations
 
 import math
-import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict
 
 import pytest
 import torch
@@ -27,26 +26,11 @@ from captum._utils.models.linear_model import SkLearnRidge
 from captum.attr import Lime, Occlusion
 from torch import nn
 
-from benchmarks.conftest import check_target
+from benchmarks.conftest import check_target, interleaved_best
 from captum_ext.attr import SlidingPatch, SuperpixelLime
 from captum_ext.fillers import Inpaint
 from captum_ext.inpainters import OpenCVInpainter
 from captum_ext.models.shapes_classifier import ShapesClassifier
-
-
-def best_times(*fns: Callable[[], object], repeats: int) -> List[float]:
-    """Best wall time (seconds) of each function over ``repeats`` rounds.
-
-    Each round calls every function once, in turn, so that a slow spell of a shared
-    machine falls on all of them alike instead of on whichever was being timed.
-    """
-    times = [math.inf] * len(fns)
-    for _ in range(repeats):
-        for i, fn in enumerate(fns):
-            start = time.perf_counter()
-            fn()
-            times[i] = min(times[i], time.perf_counter() - start)
-    return times
 
 
 def record(benchmark, fn: Callable[[], object], info: Dict[str, float]) -> None:
@@ -119,8 +103,8 @@ def test_lime_overhead_vs_captum_lime(benchmark, settings):
             perturbations_per_eval=100,
         )
 
-    t_theirs, t_ours = best_times(
-        settings.synchronised(run_theirs), settings.synchronised(run_ours), repeats=3
+    t_theirs, t_ours = interleaved_best(
+        settings.synchronised(run_theirs), settings.synchronised(run_ours), rounds=3
     )
     ratio = t_theirs / t_ours
     record(
@@ -158,8 +142,8 @@ def test_lime_time_over_bare_forward_passes(benchmark, settings):
         for _ in range(math.ceil(samples / batch)):
             model(perturbed).softmax(dim=1)
 
-    t_bare, t_lime = best_times(
-        settings.synchronised(bare), settings.synchronised(run_lime), repeats=3
+    t_bare, t_lime = interleaved_best(
+        settings.synchronised(bare), settings.synchronised(run_lime), rounds=3
     )
     ratio = t_lime / t_bare
     record(
@@ -210,8 +194,8 @@ def test_sp_constant_vs_captum_occlusion(benchmark, settings):
             perturbations_per_eval=ppe,
         )
 
-    t_occ, t_sp = best_times(
-        settings.synchronised(run_occlusion), settings.synchronised(run_sp), repeats=3
+    t_occ, t_sp = interleaved_best(
+        settings.synchronised(run_occlusion), settings.synchronised(run_sp), rounds=3
     )
     ratio = t_sp / t_occ
     record(
@@ -238,9 +222,9 @@ def test_sp_g_telea_vs_sp(benchmark, settings):
             inputs, 0, sliding_window_shapes=k, strides=s, perturbations_per_eval=64
         )
 
-    t_sp, t_local, t_full = best_times(
+    t_sp, t_local, t_full = interleaved_best(
         *(settings.synchronised(runner(method, pixels)) for method in (sp, local, full)),
-        repeats=2,
+        rounds=2,
     )
     record(
         benchmark,
