@@ -45,7 +45,8 @@ class Inpaint(Filler):
     """Fill the holes with an inpainter's output (the "-G" methods of Agarwal et al.).
 
     The reference depends on the hole mask; with a soft mask ``m`` (1 = keep), methods
-    pass ``holes = m < 0.5``.
+    pass ``holes = m < 0.5``. Inpainters take RGB images; single-channel (grey) images are
+    inpainted as three equal channels and the result's channel mean is the reference.
 
     Parameters
     ----------
@@ -86,11 +87,21 @@ class Inpaint(Filler):
     def reference(self, inputs, holes=None, *, generator=None) -> Tensor:
         if holes is None:
             raise ValueError("Inpaint needs the `holes` mask to compute its reference")
+        channels = inputs.shape[1]
+        if channels not in (1, 3):
+            raise ValueError(
+                f"Inpaint needs RGB (3-channel) or grey (1-channel) images, got shape "
+                f"{tuple(inputs.shape)}"
+            )
         pixels = to_unit_range(self.space.to_pixels(inputs.detach()))
+        if channels == 1:
+            pixels = pixels.repeat(1, 3, 1, 1)
         with torch.no_grad():
             filled = self.inpainter(pixels, holes)
         if self.check:
             self._check_output(pixels, holes, filled)
+        if channels == 1:
+            filled = filled.mean(dim=1, keepdim=True)
         return self.space.to_inputs(filled.to(inputs.dtype))
 
     def _check_output(self, pixels: Tensor, holes: Tensor, filled: object) -> None:

@@ -204,3 +204,20 @@ def test_bad_inpainters_and_devices(tiny_model, images):
         SlidingPatch(tiny_model, filler=0.0)
     with pytest.raises(ValueError, match="device"):
         SlidingPatch(tiny_model.to("meta")).attribute(images, 0, sliding_window_shapes=5)
+
+
+def test_sp_g_on_grey_images_equals_sp_g_on_their_rgb_copies():
+    torch.manual_seed(0)
+    grey_model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+    def rgb_model(x):
+        return grey_model(x.mean(dim=1, keepdim=True))
+
+    x = torch.rand(2, 1, 16, 16)
+    filler = Inpaint(OpenCVInpainter("telea"))
+    kwargs = dict(sliding_window_shapes=5, strides=3, return_map=True)
+    grey = SlidingPatch(grey_model, filler).attribute(x, 1, **kwargs)
+    rgb = SlidingPatch(rgb_model, filler).attribute(x.expand(-1, 3, -1, -1), 1, **kwargs)
+    assert grey.shape == (2, 1, 16, 16)
+    assert grey.abs().amax() > 0
+    assert torch.allclose(grey, rgb, atol=1e-5)

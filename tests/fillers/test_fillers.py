@@ -136,3 +136,23 @@ def test_inpaint_adapter_rejects_bad_inpainters_and_inputs():
         Inpaint("telea")
     with pytest.raises(TypeError, match="bool"):
         Inpaint(MeanInpainter())(x, _holes().float())
+
+
+def test_inpaint_adapter_fills_grey_images_as_three_equal_channels():
+    from captum_ext.inpainters import OpenCVInpainter
+
+    telea = OpenCVInpainter("telea")
+    grey = torch.rand(2, 1, 6, 6)
+    out = Inpaint(telea)(grey, _holes())
+    assert out.shape == grey.shape
+    keep = ~_holes()
+    assert torch.equal(out[keep], grey[keep])
+    rgb = telea(grey.expand(-1, 3, -1, -1), _holes())
+    assert torch.equal(rgb[:, 0], rgb[:, 2])  # Telea fills equal channels alike
+    assert torch.allclose(out, rgb[:, :1], atol=1e-6)
+    assert not torch.allclose(out, grey)  # the holes were filled
+    space = ImageSpace(0.5, 0.25)
+    normalised = Inpaint(telea, space)(space.to_inputs(grey), _holes())
+    assert torch.allclose(space.to_pixels(normalised), out, atol=1e-5)
+    with pytest.raises(ValueError, match=r"or grey \(1-channel\) images, got shape \(2, 2, 6"):
+        Inpaint(telea)(torch.rand(2, 2, 6, 6), _holes())
