@@ -27,7 +27,8 @@ def check_inpaint_args(images: object, holes: object) -> Tuple[Tensor, Tensor]:
     images = check_inputs(images, "images")
     if images.shape[1] != 3:
         raise ValueError(
-            f"`images` must have 3 (RGB) channels for inpainting, got shape {tuple(images.shape)}"
+            f"`images` must have 3 (RGB) channels for inpainting, got shape "
+            f"{tuple(images.shape)} (the Inpaint filler also takes grey images)"
         )
     lo, hi = float(images.min()), float(images.max())
     if lo < 0.0 or hi > 1.0:

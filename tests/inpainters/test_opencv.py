@@ -123,7 +123,12 @@ def test_plugs_into_inpaint_filler_in_input_space():
             ValueError,
             r"\[0, 1\]",
         ),
-        (torch.rand(1, 1, 8, 8), torch.zeros(1, 1, 8, 8, dtype=torch.bool), ValueError, "3"),
+        (
+            torch.rand(1, 1, 8, 8),
+            torch.zeros(1, 1, 8, 8, dtype=torch.bool),
+            ValueError,
+            r"3 \(RGB\) channels .* Inpaint filler also takes grey images",
+        ),
         (torch.rand(3, 8, 8), torch.zeros(1, 1, 8, 8, dtype=torch.bool), ValueError, "images"),
         (
             torch.randint(0, 2, (1, 3, 8, 8)),
