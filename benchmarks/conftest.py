@@ -3,11 +3,13 @@
 Quick mode (default) uses tiny sizes so the whole suite runs in CI in minutes;
 ``--bench-mode full`` uses the paper's set-up (224 x 224, VGG-16 / ResNet-50 classifiers,
 DeepLabV3-ResNet50 Explainer). The device is CUDA when available, else CPU; timings on
-CUDA are synchronised. ``--channels-last`` and ``--bf16`` are options for CUDA runs.
+CUDA are synchronised. ``--channels-last`` and ``--bf16`` are options for CUDA runs;
+``--image-size`` replaces the mode's image side (e.g. to see how a ratio scales with it).
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 import time
 import warnings
@@ -16,6 +18,13 @@ from typing import Callable, List
 
 import pytest
 import torch
+
+
+def pixels(text: str) -> int:
+    """``--image-size``'s value: a positive whole number of pixels."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number of pixels, got {text!r}")
+    return int(text)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -27,6 +36,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--work-fraction", type=float, default=None,
                     help="test_table3: run this fraction of each method's paper iterations / "
                     "samples / windows and scale the time (default 1 in full mode)")
+    group.addoption("--image-size", type=pixels, default=None,
+                    help="side of the square test images in pixels (default: 224 in full "
+                    "mode, 32 in quick mode)")
 
 
 @dataclass(frozen=True)
@@ -74,10 +86,11 @@ def settings(request: pytest.FixtureRequest) -> BenchSettings:
     mode = request.config.getoption("--bench-mode")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     full = mode == "full"
+    image_size = request.config.getoption("--image-size") or (224 if full else 32)
     return BenchSettings(
         mode=mode,
         device=device,
-        image_size=224 if full else 32,
+        image_size=image_size,
         batch_size=(16 if device.type == "cuda" else 4) if full else 2,
         channels_last=request.config.getoption("--channels-last"),
         bf16=request.config.getoption("--bf16"),
