@@ -5,6 +5,8 @@ import math
 import pytest
 import torch
 
+from captum_ext.fillers import Constant
+from captum_ext.fillers.base import Filler
 from captum_ext.fillers.blur import blur
 from captum_ext.training.explainer_loss import (
     ExplainerLoss,
@@ -12,6 +14,7 @@ from captum_ext.training.explainer_loss import (
     aggregate_masks,
     area_bound,
     class_area_bound,
+    class_specific_loss,
     classification_loss,
     colour_noise,
     mask_area,
@@ -116,6 +119,91 @@ def test_explainer_loss_is_the_weighted_sum_of_its_terms():
     assert terms["loss"].item() == pytest.approx(sum(v.item() for v in expected.values()), rel=1e-5)
     # the all-target image contributes n = 0
     assert n[1].abs().sum() == 0
+
+
+def test_class_specific_term_against_hand_computation():
+    images, labels, logits = _batch()
+    s = logits.sigmoid()
+    got = class_specific_loss(images, labels, s, mean_pool, Constant(0.0))
+    # image 0: class 0; image 1: classes 0, 1, 2; image 2: classes 1, 2
+    expected = []
+    for i, classes in enumerate([[0], [0, 1, 2], [1, 2]]):
+        per_class = [
+            classification_loss(mean_pool(s[i : i + 1, c : c + 1] * images[i : i + 1]),
+                                torch.eye(3)[c : c + 1]).item()
+            for c in classes
+        ]
+        expected.append(sum(per_class) / len(per_class))
+    assert got.tolist() == pytest.approx(expected, rel=1e-5)
+
+
+def test_class_specific_term_prefers_separate_masks_to_the_union():
+    # Two objects (class 0 in the left half, class 1 in the right half); the
+    # 'classifier' reads each class from its own half of the image.
+    images = torch.zeros(1, 1, 2, 2)
+    images[..., 0] = 1.0
+    images[..., 1] = 1.0
+
+    def halves(x):
+        return torch.stack([x[..., 0].sum(dim=(1, 2)), x[..., 1].sum(dim=(1, 2))], dim=1) * 4 - 4
+
+    labels = torch.tensor([[1.0, 1.0]])
+    separate = torch.zeros(1, 2, 2, 2)
+    separate[0, 0, :, 0] = 1.0
+    separate[0, 1, :, 1] = 1.0
+    union = torch.ones(1, 2, 2, 2)
+    filler = Constant(0.0)
+    assert class_specific_loss(images, labels, separate, halves, filler) < class_specific_loss(
+        images, labels, union, halves, filler
+    )
+    # The paper's loss cannot tell them apart through the aggregated target mask.
+    m_sep, _ = aggregate_masks(separate, labels)
+    m_union, _ = aggregate_masks(union, labels)
+    assert torch.equal(m_sep, m_union)
+
+
+def test_class_specific_term_is_off_by_default_and_weighted_when_on():
+    images, labels, logits = _batch()
+    assert "class_specific" not in ExplainerLoss()(images, labels, logits, mean_pool)
+    off = ExplainerLoss()(images, labels, logits, mean_pool)
+    on = ExplainerLoss(l_c=2.5)(images, labels, logits, mean_pool)
+    expected = 2.5 * class_specific_loss(images, labels, logits.sigmoid(), mean_pool, Constant(0.0))
+    assert on["class_specific"].item() == pytest.approx(expected.mean().item(), rel=1e-5)
+    assert on["loss"].item() == pytest.approx(off["loss"].item() + on["class_specific"].item(), rel=1e-5)
+    no_target = ExplainerLoss(l_c=1.0)(images, torch.zeros(3, 3), logits, mean_pool)
+    assert set(no_target) == set(ExplainerLoss(l_c=1.0).TERMS) | {"loss"}
+    with pytest.raises(ValueError, match="l_c"):
+        ExplainerLoss(l_c=-1.0)
+
+
+class _MeanInpainter(Filler):
+    """A hole-dependent filler: each hole is filled with the mean of the kept pixels."""
+
+    needs_holes = True
+
+    def reference(self, inputs, holes=None, *, generator=None):
+        kept = (~holes).to(inputs.dtype)
+        mean = (inputs * kept).sum(dim=(2, 3), keepdim=True) / kept.sum(dim=(2, 3), keepdim=True)
+        return mean.expand_as(inputs)
+
+
+def test_hole_dependent_filler_gets_a_reference_for_each_removal():
+    # Object (value 5) in the left column, background (value 1) in the right one; the
+    # mask keeps the object. The complement image must not bring the object back.
+    images = torch.tensor([[[[5.0, 1.0], [5.0, 1.0]]]])
+    logits = torch.tensor([[[[20.0, -20.0], [20.0, -20.0]]]])
+    seen = []
+
+    def record(x):
+        seen.append(x.detach())
+        return x.mean(dim=(2, 3))
+
+    ExplainerLoss(filler=_MeanInpainter())(images, torch.tensor([[1.0]]), logits, record)
+    kept, complement = seen[0].split(1)
+    # the removed background is filled from the kept object
+    assert torch.allclose(kept, torch.full((1, 1, 2, 2), 5.0), atol=1e-6)
+    # removed object pixels are filled from the background (1), not from the object (5)
+    assert torch.allclose(complement, torch.ones(1, 1, 2, 2), atol=1e-6)
 
 
 def test_images_without_target_are_skipped():
