@@ -1,4 +1,4 @@
-"""How model outputs become the scalar a mask method preserves or deletes (SPEC 1)."""
+"""How model outputs become the scalar a mask method preserves or deletes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Shared Captum contract for mask attribution methods (SPEC section 1)."""
+"""Shared Captum contract for mask attribution methods."""
 
 from __future__ import annotations
 
@@ -43,7 +43,9 @@ class MaskAttribution(PerturbationAttribution, abc.ABC):
         The classifier, called as ``forward_func(inputs, *additional_forward_args)`` and
         returning ``(N, num_classes)`` outputs.
     score : {"softmax", "sigmoid", "logit"}
-        How outputs become the score being preserved or deleted (SPEC section 1).
+        How outputs become the score being preserved or deleted: ``softmax`` for
+        single-label classifiers (what the papers use), ``sigmoid`` for multi-label
+        ones, ``logit`` for the raw outputs.
     """
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

@@ -56,7 +56,8 @@ class DSSR(MaskAttribution):
     The mask ``m`` in [0, 1] marks the *removable background*:
     ``x_{r,m} = m * x + (1 - m) * r`` keeps the pixels where ``m = 1``, ``x_{r,1-m}``
     keeps the rest. ``r`` is uniform noise ``U(0, 1)`` in pixel space, drawn once per
-    call from the generator and shared by both terms (SPEC section 4).
+    call from the generator and shared by both terms, so that they differ only in which
+    pixels are kept.
 
     * **DSSR+** (``variant="dssr+"``): the free parameter ``m`` has size
       ``(H + k2 - 1) x (W + k2 - 1)``, ``m_bar = avgpool(m, k2, stride 1)`` is ``H x W``
@@ -74,7 +75,7 @@ class DSSR(MaskAttribution):
 
     Differs from the paper: eq. 5 as printed swaps the two score terms relative to
     eq. 4, which would reward an all-salient mask under its own regulariser, so both
-    variants use eq. 4's order (SPEC section 4). The kernels k1 = 12 and k2 = 16 are
+    variants use eq. 4's order. The kernels k1 = 12 and k2 = 16 are
     the paper's values at 224 x 224 and scale with the image side (per side, so
     non-square images get rectangular kernels); the max-pool padding is ``k1 // 2``
     (the paper's 6 at k1 = 12).
@@ -104,6 +105,11 @@ class DSSR(MaskAttribution):
         Score ``f`` (default ``"softmax"``).
     seed : int
         Seed of the reference when ``attribute`` gets no ``generator``.
+
+    References
+    ----------
+    X. Gu, "Discriminative Model-Agnostic Vision Explainer for Differentiable
+    Classifiers", preprint, 2020.
 
     Examples
     --------

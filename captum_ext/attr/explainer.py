@@ -1,4 +1,4 @@
-"""Attribution with a trained Explainer network (Stalder et al. 2022, SPEC section 2)."""
+"""Attribution with a trained Explainer network (Stalder et al., NeurIPS 2022)."""
 
 from __future__ import annotations
 
@@ -53,6 +53,13 @@ class ExplainerAttribution(MaskAttribution):
         ``sigmoid``: the paper's classifiers are multi-label).
     threshold : float
         Score above which a class counts as predicted.
+
+    References
+    ----------
+    S. Stalder, N. Perraudin, R. Achanta, F. Perez-Cruz and M. Volpi, "What You See is
+    What You Classify: Black Box Attributions", Advances in Neural Information
+    Processing Systems (NeurIPS), 2022. <https://arxiv.org/abs/2205.11266>; the
+    authors' code: <https://github.com/stevenstalder/NN-Explainer>.
 
     Examples
     --------

@@ -61,7 +61,7 @@ class FGVis(MaskAttribution):
 
     A per-pixel mask ``m`` in [0, 1] forms ``x_tilde = m * x + (1 - m) * r`` with a
     reference ``r`` (default ``Constant(0)``: the dataset mean colour in a normalised
-    input space) and is optimised in one of four games (SPEC section 3):
+    input space) and is optimised in one of four games:
 
     ============  ==============  ==========================================  ========
     game          init of m       minimised objective                         output
@@ -89,11 +89,11 @@ class FGVis(MaskAttribution):
     classifiers (``-log sigmoid(z_c)`` and ``sigmoid(z_c)``) and ``"logit"``
     (``-z_c`` and ``z_c``).
 
-    Differs from the paper/spec: with ``score="sigmoid"`` the lambda-search stopping
+    Differs from the paper: with ``score="sigmoid"`` the lambda-search stopping
     rule asks whether the target is predicted (``sigmoid > 0.5``) instead of whether
     it is the top-1 class, the multi-label reading of "top-1". In the generation and
     repression games the defence also passes the gradient that lowers an out-of-bound
-    activation: with the spec's pure indicator, activations that start outside their
+    activation: with the paper's pure indicator, activations that start outside their
     bounds drift further out, and the generation game still hallucinated 6 of 34
     classes on the shipped shapes-world classifier (0 of 34 with the restoring gate;
     see ``captum_ext/attr/_relu_gradient_filter.py``).
@@ -140,6 +140,13 @@ class FGVis(MaskAttribution):
     out of later forward passes. The mask noise is one draw of shape ``(N, 1, H, W)``,
     so an image gets the same initial mask alone and first in a batch. Batch
     independence assumes the model treats examples independently (eval mode).
+
+    References
+    ----------
+    J. Wagner, J. M. Köhler, T. Gindele, L. Hetzel, J. T. Wiedemer and S. Behnke,
+    "Interpretable and Fine-Grained Visual Explanations for Convolutional Neural
+    Networks", IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR),
+    2019. <https://arxiv.org/abs/1908.02686>
 
     Examples
     --------

@@ -23,8 +23,9 @@ RANKS = ("descent", "abs")
 class MP2(MaskAttribution):
     """Greedy binary deletion mask on a coarse grid (MP2; MP2-G with an inpainter).
 
-    SPEC section 5. A binary mask ``M`` on a ``grid_size x grid_size`` grid (1 =
-    removed) starts empty and is upsampled (nearest) to ``H x W``; the removed image is
+    Agarwal & Nguyen's MP2 (Sec. 3.5), a greedy Meaningful Perturbation (Fong & Vedaldi
+    2017). A binary mask ``M`` on a ``grid_size x grid_size`` grid (1 = removed) starts
+    empty and is upsampled (nearest) to ``H x W``; the removed image is
     ``x * (1 - M) + f * M`` with ``f`` the filler's reference: a Gaussian blur of ``x``
     (sigma 10 pixels, MP2) or the inpainter's fill of the current binary mask (MP2-G,
     ``Inpaint(inpainter, space)``; recomputed every iteration). Each iteration takes the
@@ -41,12 +42,13 @@ class MP2(MaskAttribution):
     values in [0, 1]. ``binary=True`` returns the removed cells as 1 instead.
 
     MP2-G's reference: removed cells get the inpainter's fill of the current binary
-    mask (SPEC section 5); every kept cell gets the fill it would receive if it were
-    removed next, from inpainting the current mask plus one of four interleaved sets of
-    kept cells (cells of equal row and column parity, never adjacent, so each is filled
-    from its own surroundings): four more inpainter calls per iteration. Departs from
-    the SPEC's literal "fill of the current mask", under which a kept cell's reference is
-    the image itself, its gradient is exactly zero and cells go in raster order.
+    mask (the paper's ``f = G(m_b, x)``); every kept cell gets the fill it would receive
+    if it were removed next, from inpainting the current mask plus one of four
+    interleaved sets of kept cells (cells of equal row and column parity, never
+    adjacent, so each is filled from its own surroundings): four more inpainter calls
+    per iteration. Departs from the literal reading, the fill of the current mask for
+    kept cells too, under which a kept cell's reference is the image itself, its
+    gradient is exactly zero and cells go in raster order.
 
     Differs from the paper: the grid is ``min(grid_size, H) x min(grid_size, W)`` so
     every cell covers at least one pixel on small images; additional forward arguments
@@ -67,6 +69,17 @@ class MP2(MaskAttribution):
         Cells removed per iteration (2).
     rank : {"descent", "abs"}
         How cells are chosen from the gradient.
+
+    References
+    ----------
+    C. Agarwal and A. Nguyen, "Explaining Image Classifiers by Removing Input Features
+    Using Generative Models", Asian Conference on Computer Vision (ACCV), 2020.
+    <https://arxiv.org/abs/1910.04256>; the authors' code:
+    <https://github.com/anguyen8/generative-attribution-methods>.
+
+    R. C. Fong and A. Vedaldi, "Interpretable Explanations of Black Boxes by Meaningful
+    Perturbation", IEEE International Conference on Computer Vision (ICCV), 2017.
+    <https://arxiv.org/abs/1704.03296>
 
     Examples
     --------

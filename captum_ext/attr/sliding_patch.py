@@ -50,7 +50,7 @@ class SlidingPatch(MaskAttribution):
 
     For every position of a ``k x k`` window (stride ``s``, only windows fully inside
     the image) the patch is filled by the filler and ``A = s(x) - s(x_tilde)`` recorded
-    (SPEC section 5). With the default ``Constant(0)`` filler (the dataset's mean
+    (Zeiler & Fergus 2014). With the default ``Constant(0)`` filler (the dataset's mean
     colour in a normalised input space) this is SP; with
     ``Inpaint(inpainter, space)`` it is SP-G (Agarwal & Nguyen 2020, Sec. 3.3).
 
@@ -82,6 +82,17 @@ class SlidingPatch(MaskAttribution):
         How a patch is removed; default ``Constant(0)``.
     score : {"softmax", "sigmoid", "logit"}
         Score being attributed.
+
+    References
+    ----------
+    M. D. Zeiler and R. Fergus, "Visualizing and Understanding Convolutional Networks",
+    European Conference on Computer Vision (ECCV), 2014.
+    <https://arxiv.org/abs/1311.2901>
+
+    C. Agarwal and A. Nguyen, "Explaining Image Classifiers by Removing Input Features
+    Using Generative Models", Asian Conference on Computer Vision (ACCV), 2020.
+    <https://arxiv.org/abs/1910.04256>; the authors' code:
+    <https://github.com/anguyen8/generative-attribution-methods>.
 
     Examples
     --------

@@ -155,7 +155,7 @@ def weighted_ridge(features: Tensor, targets: Tensor, weights: Tensor, alpha: fl
 class SuperpixelLime(MaskAttribution):
     """LIME on superpixels, fully batched; LIME-G with an inpainting filler.
 
-    SPEC section 5: SLIC superpixels (n_segments 50, compactness 30, sigma 3, computed
+    SLIC superpixels (Achanta et al. 2012; n_segments 50, compactness 30, sigma 3, computed
     in pixel space) unless ``feature_mask`` is given; ``n_samples`` binary vectors, the
     first all-on, every other superpixel on with probability 0.5; off superpixels filled
     by the filler (``Constant(0)``: LIME; ``Inpaint(inpainter, space)``: LIME-G);
@@ -166,8 +166,8 @@ class SuperpixelLime(MaskAttribution):
     painted on its pixels. Values are regression coefficients of the score (roughly in
     [-1, 1] for probabilities); higher = more evidence for the target.
 
-    Differs from the reference ``lime_image``: the kernel is ``exp(-d^2/w^2)`` as SPEC
-    section 5 states (``lime_image`` takes its square root) and the regression uses
+    Differs from the reference ``lime_image``: the kernel is ``exp(-d^2/w^2)`` as the
+    LIME paper defines it (``lime_image`` takes its square root) and the regression uses
     every superpixel (``lime_image`` keeps the top ``num_features`` after a feature
     selection step; the paper's text describes LASSO). The name avoids a clash with
     ``captum.attr.Lime``, of which this is a batched, image-specific special case.
@@ -193,6 +193,17 @@ class SuperpixelLime(MaskAttribution):
         ``w`` of the sample weights (0.25).
     alpha : float
         Ridge penalty (1).
+
+    References
+    ----------
+    M. T. Ribeiro, S. Singh and C. Guestrin, "Why Should I Trust You?: Explaining the
+    Predictions of Any Classifier", ACM SIGKDD International Conference on Knowledge
+    Discovery and Data Mining (KDD), 2016. <https://arxiv.org/abs/1602.04938>
+
+    C. Agarwal and A. Nguyen, "Explaining Image Classifiers by Removing Input Features
+    Using Generative Models", Asian Conference on Computer Vision (ACCV), 2020.
+    <https://arxiv.org/abs/1910.04256>; the authors' code:
+    <https://github.com/anguyen8/generative-attribution-methods>.
 
     Examples
     --------

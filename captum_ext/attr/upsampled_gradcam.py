@@ -65,6 +65,13 @@ class UpsampledLayerGradCam(GradientAttribution):
     device_ids : list of int, optional
         As Captum (DataParallel models).
 
+    References
+    ----------
+    R. R. Selvaraju, M. Cogswell, A. Das, R. Vedantam, D. Parikh and D. Batra, "Grad-CAM:
+    Visual Explanations from Deep Networks via Gradient-based Localization", IEEE
+    International Conference on Computer Vision (ICCV), 2017.
+    <https://arxiv.org/abs/1610.02391>
+
     Examples
     --------
     >>> from captum_ext.models.shapes_classifier import ShapesClassifier

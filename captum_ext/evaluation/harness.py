@@ -267,7 +267,7 @@ def evaluate_attributions(
 ) -> EvaluationResult:
     """Run every method on every image-class pair and score the maps.
 
-    Metrics per pair (SPEC 6): pointing game (against the class mask, or its boxes
+    Metrics per pair (see docs/metrics.md): pointing game (against the class mask, or its boxes
     when the dataset has no masks), continuous IoU, soft accuracy and MAE of the
     normalised map (clamped at 0, divided by its max), deletion and insertion AUC,
     saliency metric, and the seconds each ``attribute`` call took per pair.

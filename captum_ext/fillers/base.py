@@ -1,4 +1,4 @@
-"""The removal operator's reference image ("filler"), SPEC section 1."""
+"""The removal operator's reference image ("filler") shared by every mask method."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Adapter from an inpainter (SPEC section 5 protocol) to a filler."""
+"""Adapter from an inpainter (``inpainter(images, holes) -> images``) to a filler."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Inpainters following the protocol of SPEC section 5 (plug into ``fillers.Inpaint``).
+"""Inpainters for the generative ("-G") methods (plug into ``fillers.Inpaint``).
 
 ``inpainter(images, holes) -> images``: ``(N, 3, H, W)`` pixels in [0, 1], ``(N, 1, H,
 W)`` bool holes (True = fill); pixels outside the holes come back unchanged.

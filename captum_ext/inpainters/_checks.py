@@ -1,4 +1,4 @@
-"""Argument checks and helpers shared by the inpainters (SPEC section 5 protocol)."""
+"""Argument checks and helpers shared by the inpainters (the inpainter protocol)."""
 
 from __future__ import annotations
 

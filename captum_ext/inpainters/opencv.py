@@ -43,7 +43,7 @@ def hole_boxes(holes: Tensor) -> Tensor:
 class OpenCVInpainter:
     """Classical inpainting with ``cv2.inpaint``, batched over images.
 
-    Follows the inpainter protocol of SPEC section 5: ``(N, 3, H, W)`` pixels in
+    Follows the inpainter protocol (:mod:`captum_ext.inpainters`): ``(N, 3, H, W)`` pixels in
     [0, 1] and ``(N, 1, H, W)`` bool holes in, the filled batch out; pixels outside the
     holes come back unchanged bit for bit (OpenCV works on 8-bit images, so the values it
     writes into the holes are multiples of 1/255). OpenCV has no batched form, so this

@@ -1,4 +1,4 @@
-"""Metrics of SPEC section 6: batched torch tensors in and out, on any device."""
+"""Metrics of attribution maps: batched torch tensors in and out, on any device."""
 
 from captum_ext.metrics.entropy import max_entropy, reference_entropy
 from captum_ext.metrics.localisation import (

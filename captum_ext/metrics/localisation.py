@@ -1,4 +1,4 @@
-"""Pointing game and box localisation error (SPEC 6)."""
+"""Pointing game and box localisation error."""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Deletion and insertion curves and their AUC (Petsiuk et al., RISE, 2018; SPEC 6)."""
+"""Deletion and insertion curves and their AUC (Petsiuk et al., RISE, BMVC 2018).
+
+Petsiuk, Das and Saenko, "RISE: Randomized Input Sampling for Explanation of Black-box
+Models", BMVC 2018, <https://arxiv.org/abs/1806.07421>.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,8 @@ from captum_ext.fillers.constant import Constant
 from captum_ext.metrics._checks import check_images, check_map, check_targets
 from captum_ext.metrics._forward import Perturber, batched_outputs, check_model
 
-#: Steps of the curves: SPEC 6's 224 * 8 pixels per step at 224 x 224, i.e. 1/28.
+#: Steps of the curves: RISE removes 224 * 8 pixels per step at 224 x 224, i.e. 1/28;
+#: a fraction rather than a pixel count keeps curves comparable across image sizes.
 DEFAULT_STEPS = 28
 
 
@@ -147,7 +152,8 @@ def deletion_curve(
         input space). Petsiuk et al. used a constant for deletion and a blurred image
         (``Blur``) for insertion; any filler works.
     steps : int
-        Number of steps (default 28: 1/28 of the pixels per step, SPEC 6).
+        Number of steps (default 28: 1/28 of the pixels per step, as RISE's 224 * 8 pixels
+        at 224 x 224).
     score : {"softmax", "sigmoid", "logit"}
         How outputs become the tracked score (``sigmoid`` for multi-label models).
     batch_size : int

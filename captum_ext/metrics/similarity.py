@@ -3,7 +3,9 @@
 Used to measure how much a method's maps change with a hyperparameter or a random
 seed: SSIM, Pearson correlation of HOG features and Spearman rank correlation, the
 three scikit-image-based scores of the reference code (SSIM with a 5 x 5 window, HOG
-with 16 px cells at 224 x 224). Maps are compared as given; normalise them first
+with 16 px cells at 224 x 224), the authors' implementation at
+<https://github.com/anguyen8/generative-attribution-methods>.
+Maps are compared as given; normalise them first
 (e.g. :func:`~captum_ext.metrics.normalize_map`, then ``data_range=1``).
 """
 
@@ -47,7 +49,7 @@ def map_ssim(
 
     Uniform ``win_size`` x ``win_size`` window, sample covariance, ``K1 = 0.01``,
     ``K2 = 0.03``, averaged over the windows that lie inside the image (scikit-image's
-    defaults; the reference code uses ``win_size=5``). Computed in float64 with
+    defaults; Agarwal & Nguyen's code uses ``win_size=5``). Computed in float64 with
     batched pooling.
 
     Parameters
@@ -97,8 +99,8 @@ def map_ssim(
 def hog_features(maps: Tensor, pixels_per_cell: Optional[int] = None) -> Tensor:
     """HOG descriptors ``(N, D)`` of ``(N, 1, H, W)`` maps (``skimage.feature.hog``).
 
-    9 orientations, 3 x 3 cells per block, L2-Hys. ``pixels_per_cell`` defaults to the
-    reference code's 16 px at 224, scaled to the map size (at least 1 px). scikit-image
+    9 orientations, 3 x 3 cells per block, L2-Hys. ``pixels_per_cell`` defaults to
+    Agarwal & Nguyen's 16 px at 224, scaled to the map size (at least 1 px). scikit-image
     has no batched HOG, so the maps are described one by one on the CPU.
 
     Examples

@@ -1,4 +1,4 @@
-"""Explainer networks: segmentation models that output one logit map per class (SPEC 2).
+"""Explainer networks: segmentation models that output one logit map per class.
 
 Any torchvision-style segmentation model (returning a tensor or a dict with an ``"out"``
 entry) becomes an Explainer network with :class:`SegmentationExplainer`, which upsamples
@@ -196,8 +196,9 @@ def deeplabv3_resnet50_explainer(
         One output map per class.
     weights_backbone : path, optional
         A local torchvision ResNet-50 state dict (e.g. ImageNet weights you have on
-        disk) loaded into the backbone; nothing is downloaded. The reference code used
-        an ImageNet backbone; the paper text says "from scratch".
+        disk) loaded into the backbone; nothing is downloaded. The authors' code
+        (<https://github.com/stevenstalder/NN-Explainer>) used an ImageNet backbone; the
+        paper text says "from scratch".
     """
     net = deeplabv3_resnet50(weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False)
     if weights_backbone is not None:

@@ -1,10 +1,13 @@
-"""Training losses of the learned Explainer (SPEC section 2, Stalder et al. 2022 eq. 1-8).
+"""Training losses of the learned Explainer (Stalder et al. 2022, eq. 1-8).
 
 Each term is its own function on plain tensors; :class:`ExplainerLoss` combines them
 (with the frozen classifier's two forward passes) and :class:`RTISLoss` is the paper's
 baseline objective (Dabkowski & Gal 2017, adapted to multi-label targets). Both are
 called as ``loss(images, labels, mask_logits, classifier)`` and return a dict of named
 terms whose ``"loss"`` entry is the total.
+
+"The reference code" below is the authors' implementation,
+<https://github.com/stevenstalder/NN-Explainer>.
 """
 
 from __future__ import annotations
@@ -300,14 +303,15 @@ class MaskLoss(nn.Module):
 
 
 class ExplainerLoss(MaskLoss):
-    """The Explainer's loss (SPEC 2; paper eq. 1-8 with the reference code's weights).
+    """The Explainer's loss (Stalder et al. 2022, eq. 1-8, with the reference code's weights).
 
     ``L = BCE(F(m x), y) + l_e * mean(p log p)[F((1 - m) x)]
     + l_m * A(m) + l_n * A(n) + l_ac * B_Y(S) + l_tv * (TV(m) + TV(n))``, each term
     averaged over the images of the batch that have at least one target (images
     without a target are skipped). ``m x`` is the removal operator
     ``m * x + (1 - m) * r`` with the filler's reference ``r`` (``Constant(0)``: the
-    reference code's ``m * x`` on normalised images).
+    reference code's ``m * x`` on normalised images,
+    <https://github.com/stevenstalder/NN-Explainer>).
 
     Parameters
     ----------
@@ -448,7 +452,7 @@ def colour_noise(
 ) -> Tensor:
     """RTIS's colour alternative: Gaussian noise (``std``) plus a per-channel offset ``U(-offset, offset)``.
 
-    Drawn in the classifier's input space, as the reference code.
+    Drawn in the classifier's input space, as in the reference code.
 
     Examples
     --------

@@ -1,4 +1,4 @@
-"""Lightning module that trains a learned Explainer against a frozen classifier (SPEC 2)."""
+"""Lightning module that trains a learned Explainer against a frozen classifier."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ class ExplainerModule(LightningModule):
 
     The classifier (``self.classifier``) is put in eval mode with ``requires_grad=False``
     and stays so through fit, validate and test: :meth:`train` never switches it back
-    (the reference code let Lightning do so, which moved its BatchNorm statistics).
+    (the authors' code, <https://github.com/stevenstalder/NN-Explainer>, let
+    Lightning do so, which moved the classifier's BatchNorm statistics and sampled its
+    dropout during training).
     Its weights are left out of Lightning checkpoints (they are rebuilt from
     ``classifier`` / ``classifier_checkpoint``).
 

@@ -19,7 +19,7 @@ def linear_model(size=12):
 
 
 def hand_first_step(model, x, r, target, lam_high, theta, variant, k1, k2, lr=0.1):
-    """Loss of SPEC section 4 written out; first Adam step from m = 0."""
+    """DSSR (eq. 4) or DSSR+ (eq. 5 in eq. 4's term order) written out; first Adam step."""
     n, _, h, w = x.shape
     grow = k2 - 1 if variant == "dssr+" else 0
     m = torch.zeros(n, 1, h + grow, w + grow, requires_grad=True)

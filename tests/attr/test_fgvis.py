@@ -18,7 +18,7 @@ def linear_model(num_classes=3, channels=3, size=8):
 
 
 def hand_step(model, x, r, init, target, lam, game, lr=0.1):
-    """One SGD step written from SPEC section 3, independent of FGVis's code."""
+    """One SGD step written from the paper's four games, independent of FGVis's code."""
     m = init.clone().requires_grad_(True)
     logits = model(m * x + (1 - m) * r)
     if game in ("preservation", "generation"):

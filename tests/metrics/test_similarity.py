@@ -39,7 +39,7 @@ def test_ssim_matches_skimage(win_size, data_range):
 
 def test_hog_matches_skimage_and_scipy():
     a, b = map_pair(size=48)
-    cell = round(16 * 48 / 224)  # 3 px: the reference code's 16 px at 224, scaled
+    cell = round(16 * 48 / 224)  # 3 px: Agarwal & Nguyen's 16 px at 224, scaled
     features = hog_features(a)
     ref = hog(a[0, 0].numpy(), pixels_per_cell=(cell, cell), cells_per_block=(3, 3))
     assert np.allclose(features[0].numpy(), ref)

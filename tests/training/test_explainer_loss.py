@@ -1,4 +1,4 @@
-"""Each term of the Explainer and RTIS losses against hand computations (SPEC 2)."""
+"""Each term of the Explainer and RTIS losses against hand computations (Stalder et al. 2022)."""
 
 import math
 
