@@ -12,7 +12,7 @@ from captum_ext.evaluation import default_methods
 from captum_ext.evaluation.classifier_robustness import removal_effectiveness
 from captum_ext.evaluation.generative import (
     RecordedAttribution,
-    _acceptance,
+    _beats_twin,
     run_generative_evaluation,
     scaled_sizes,
 )
@@ -69,14 +69,14 @@ def test_generative_specs_run():
         assert attr.shape == x.shape, spec.name
 
 
-def test_recorded_attribution_and_acceptance():
+def test_recorded_attribution_and_beats_twin():
     recorder = RecordedAttribution(SlidingPatch(ShapesClassifier(width=4).eval()))
     x = torch.rand(2, 3, 16, 16)
     out = recorder.attribute(x, target=torch.tensor([1, 2]), sliding_window_shapes=5)
     assert torch.equal(recorder.maps[0], out.mean(dim=1, keepdim=True))
     assert recorder.targets[0].tolist() == [1, 2]
     table = {"SP": {"a": 0.3, "b": 0.2}, "SP-G": {"a": 0.2, "b": 0.25}, "LIME": {"a": 1, "b": 1}}
-    assert _acceptance(table) == {"SP-G": {"a": True, "b": False}}
+    assert _beats_twin(table) == {"SP-G": {"a": True, "b": False}}
     assert scaled_sizes((5, 17, 29, 41, 53), 224) == [5, 17, 29, 41, 53]
 
 
@@ -85,7 +85,7 @@ def test_generative_evaluation_report(tmp_path):
         tmp_path, num_images=1, image_size=32, methods=["sp", "sp_g"], show_progress=False
     )
     assert set(out["deletion_auc"]) == {"SP", "SP-G"}
-    assert set(out["acceptance"]) == {"SP-G"}
+    assert set(out["beats_twin"]) == {"SP-G"}
     data = json.loads((tmp_path / "deletion.json").read_text())
     assert set(data["deletion_auc"]["SP"]) == {
         "constant (paper)",
