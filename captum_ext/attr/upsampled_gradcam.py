@@ -2,34 +2,97 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Optional, Tuple
 
 import torch
 from captum.attr import GradientAttribution, LayerAttribution, LayerGradCam
 from captum.log import log_usage
 from torch import Tensor, nn
 
-from captum_ext._utils.model_state import modules_of
+from captum_ext._utils.model_state import modules_of, preserved_state
 from captum_ext._utils.scores import as_logits
 from captum_ext._utils.validation import TargetLike, check_inputs, check_model_device, format_target
 from captum_ext.metrics._forward import forward_args, select_args
 
 
-def _contains_conv(module: nn.Module) -> bool:
-    return any(isinstance(m, nn.Conv2d) for m in module.modules())
+#: Layers that only resample the map before them: Grad-CAM looks at the map they resample.
+_POOLING = (
+    nn.MaxPool2d,
+    nn.AvgPool2d,
+    nn.LPPool2d,
+    nn.FractionalMaxPool2d,
+    nn.AdaptiveMaxPool2d,
+    nn.AdaptiveAvgPool2d,
+)
 
 
-def default_gradcam_layer(model: nn.Module) -> nn.Module:
+def _is_feature_map(output: Any) -> bool:
+    return isinstance(output, Tensor) and output.dim() == 4 and min(output.shape[2:]) > 1
+
+
+def _module_outputs(
+    model: nn.Module, inputs: Tensor, additional_forward_args: Any
+) -> List[Tuple[str, nn.Module, Any]]:
+    """``(name, module, output)`` of every module call of one forward pass on the first
+    example, in the order the calls finish (a container after its children)."""
+    names = {id(m): name for name, m in model.named_modules()}
+    calls: List[Tuple[str, nn.Module, Any]] = []
+
+    def record(module: nn.Module, _: Any, output: Any) -> None:
+        calls.append((names[id(module)], module, output))
+
+    args = forward_args(additional_forward_args)
+    first = torch.zeros(1, dtype=torch.long, device=inputs.device)
+    # eval mode: the probe must not move BatchNorm statistics; the hooks go on exit.
+    with preserved_state([model], eval_mode=True), torch.no_grad():
+        for module in model.modules():
+            module.register_forward_hook(record)
+        model(inputs[:1], *select_args(args, first, inputs.shape[0]))
+    return calls
+
+
+def default_gradcam_layer(
+    model: nn.Module, inputs: Optional[Tensor] = None, additional_forward_args: Any = None
+) -> nn.Module:
     """The layer Grad-CAM looks at: ``model.gradcam_layer`` when the model names one.
 
-    Otherwise the model's last direct child that contains an ``nn.Conv2d``: ``layer4``
-    of a torchvision ResNet, ``features`` of a VGG, the last convolution of a plain
-    ``nn.Sequential``.
+    Otherwise the layer is found from what the model does, with one forward pass on
+    the first example of ``inputs`` (no gradient, eval mode, the model left as it was):
+    the module whose output is the last ``(N, C, h, w)`` feature map the model computes
+    with ``h, w > 1``. Among the modules that return that same tensor (a block, its
+    stage, an in-place ReLU) the outermost is taken; maps made by a pooling layer (or
+    returned through one, as VGG's ``features`` ends in a max-pool) are passed over,
+    because pooling only resamples the map before it. So a torchvision ResNet gives
+    ``layer4``, a VGG the last ReLU of ``features`` before its final max-pool, and a
+    wrapper (a normalising ``nn.Sequential``, a LightningModule holding the network)
+    the same layer as the network it wraps. A 1 x 1 map has no layout to show: on
+    inputs so small that the last stage is 1 x 1, the stage before it is taken.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The classifier.
+    inputs : Tensor, optional
+        ``(N, C, H, W)`` images the model takes (only the first is used). Required
+        unless the model has a ``gradcam_layer``.
+    additional_forward_args : any, optional
+        Extra arguments of the model, as in Captum.
+
+    Returns
+    -------
+    nn.Module
+
+    Raises
+    ------
+    ValueError
+        When the model computes no 4-D feature map with ``h, w > 1``, or goes on with
+        token sequences after it (a vision transformer's patch embedding is not a
+        feature map to explain): then name the layer with ``layer=``.
 
     Examples
     --------
     >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.Flatten())
-    >>> default_gradcam_layer(net) is net[2]
+    >>> default_gradcam_layer(net, torch.rand(1, 3, 8, 8)) is net[2]
     True
     """
     if not isinstance(model, nn.Module):
@@ -37,10 +100,31 @@ def default_gradcam_layer(model: nn.Module) -> nn.Module:
     named = getattr(model, "gradcam_layer", None)
     if isinstance(named, nn.Module):
         return named
-    children = [c for c in model.children() if _contains_conv(c)]
-    if not children:
-        raise ValueError("`model` has no nn.Conv2d child for Grad-CAM; pass `layer=`")
-    return children[-1]
+    if not isinstance(inputs, Tensor):
+        raise TypeError(
+            "`inputs` (a Tensor of images) is needed to find the Grad-CAM layer of a model "
+            "without a `gradcam_layer`; or pass `layer=`"
+        )
+    calls = _module_outputs(model, inputs, additional_forward_args)
+    pooled = {id(out) for _, module, out in calls if isinstance(module, _POOLING)}
+    maps = [
+        i for i, (_, _, out) in enumerate(calls) if _is_feature_map(out) and id(out) not in pooled
+    ]
+    if not maps:
+        raise ValueError(
+            f"{type(model).__name__} computes no (N, C, h, w) feature map with h, w > 1 on "
+            f"inputs of shape {tuple(inputs.shape)}; pass the Grad-CAM layer with `layer=`"
+        )
+    name, layer, _ = calls[maps[-1]]
+    later = calls[maps[-1] + 1 :]
+    tokens = [n for n, _, out in later if isinstance(out, Tensor) and out.dim() == 3]
+    if tokens:
+        raise ValueError(
+            f"{type(model).__name__} goes on with token sequences ({tokens[0]!r}) after its last "
+            f"feature map ({name!r}), as a vision transformer does; Grad-CAM needs a spatial "
+            "map: pass the layer with `layer=`"
+        )
+    return layer
 
 
 class UpsampledLayerGradCam(GradientAttribution):
@@ -57,7 +141,8 @@ class UpsampledLayerGradCam(GradientAttribution):
     forward_func : callable or nn.Module
         The classifier.
     layer : nn.Module, optional
-        The layer; default :func:`default_gradcam_layer` of the model.
+        The layer; default :func:`default_gradcam_layer` of the model, found at the
+        first ``attribute`` call from its inputs and kept for later calls.
     interpolate_mode : str
         Mode of ``torch.nn.functional.interpolate``.
     relu_attributions : bool
@@ -88,13 +173,12 @@ class UpsampledLayerGradCam(GradientAttribution):
         relu_attributions: bool = True,
         device_ids: Optional[List[int]] = None,
     ) -> None:
-        if layer is None:
-            modules = modules_of(forward_func)
-            if not modules:
-                raise ValueError("`layer` is required when `forward_func` is not a module")
-            layer = default_gradcam_layer(modules[0])
+        if layer is None and not modules_of(forward_func):
+            raise ValueError("`layer` is required when `forward_func` is not a module")
         super().__init__(forward_func)
-        self.gradcam = LayerGradCam(forward_func, layer, device_ids)
+        #: The layer explained (None until the first ``attribute`` call finds it).
+        self.layer = layer
+        self.device_ids = device_ids
         self.interpolate_mode = interpolate_mode
         self.relu_attributions = relu_attributions
 
@@ -138,7 +222,12 @@ class UpsampledLayerGradCam(GradientAttribution):
             outputs = self.forward_func(inputs[:1], *select_args(args, first, inputs.shape[0]))
         num_classes = as_logits(outputs).shape[1]
         target = format_target(target, inputs.shape[0], num_classes, inputs.device)
-        layer_map = self.gradcam.attribute(
+        if self.layer is None:
+            self.layer = default_gradcam_layer(
+                modules_of(self.forward_func)[0], inputs, additional_forward_args
+            )
+        gradcam = LayerGradCam(self.forward_func, self.layer, self.device_ids)
+        layer_map = gradcam.attribute(
             inputs,
             target=target,
             additional_forward_args=additional_forward_args,

@@ -65,15 +65,16 @@ def test_gradcam_equals_captum_interpolated():
 
 def test_default_gradcam_layer():
     model = ShapesClassifier(width=4)
-    assert default_gradcam_layer(model) is model.features[-1]
+    assert default_gradcam_layer(model) is model.features[-1]  # named: no probe needed
+    x = torch.rand(1, 3, 32, 32)
     tiny = TinyCNN()
-    assert default_gradcam_layer(tiny) is tiny.features
+    assert default_gradcam_layer(tiny, x) is tiny.features
     plain = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.Flatten())
-    assert default_gradcam_layer(plain) is plain[2]
+    assert default_gradcam_layer(plain, x) is plain[2]
     net = resnet18(weights=None)
-    assert default_gradcam_layer(net) is net.layer4
-    with pytest.raises(ValueError, match="no nn.Conv2d child"):
-        default_gradcam_layer(nn.Linear(2, 2))
+    assert default_gradcam_layer(net, torch.rand(1, 3, 64, 64)) is net.layer4
+    with pytest.raises(ValueError, match="no \\(N, C, h, w\\) feature map"):
+        default_gradcam_layer(nn.Linear(2, 2), torch.rand(1, 2))
 
 
 def test_gradcam_bad_input():
