@@ -49,19 +49,23 @@ def _check_classifier(
 ) -> dict:
     """Measure the shapes-world classifier's masking robustness on held-out images.
 
-    Prints clean and object-only exact-match (acceptance: >= 0.90 and >= 0.85) and the
-    object-removed exact-match per filler (reported, not gated).
+    Prints clean and object-only exact-match (the shipped classifier's goals: >= 0.90
+    and >= 0.85), the object-removed exact-match per filler (reported, not gated) and
+    the largest mean class probability on each removal reference (goal: <= 0.05, a
+    reference carries no class evidence).
 
     Args:
         checkpoint: classifier weights file, or a shipped classifier's name
-            (default: shapes_classifier; also shapes_classifier_negatives).
+            (default: shapes_classifier).
         num_images: number of held-out (test split) images.
         image_size: image side.
         seed: base seed of the shapes world.
         output: optional JSON file for the numbers.
     """
     from captum_ext.data.shapes import ShapesDataset
-    from captum_ext.evaluation.classifier_robustness import masking_robustness
+    from captum_ext.evaluation.classifier_robustness import masking_robustness, reference_evidence
+    evidence = reference_evidence(model, dataset, dataset.space, seed=seed)
+    results.update({f"reference/{name}": value for name, value in evidence.items()})
     from captum_ext.models.pretrained import load_shapes_classifier
 
     model = load_shapes_classifier(checkpoint)

@@ -30,7 +30,7 @@ def evaluate(
             integrated_gradients, random).
         output_dir: report directory.
         checkpoint: classifier weights file, or a shipped classifier's name
-            (default: shapes_classifier; also shapes_classifier_negatives).
+            (default: shapes_classifier).
         seed: base seed of the shapes world.
         device: torch device, e.g. cpu or cuda.
         figure_rows: image-class pairs shown in the figure grid.

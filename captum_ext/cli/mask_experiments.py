@@ -35,7 +35,7 @@ def _hallucination(
     Args:
         output_dir: where hallucination.md / .json are written.
         checkpoint: classifier weights file, or a shipped classifier's name
-            (default: shapes_classifier; also shapes_classifier_negatives).
+            (default: shapes_classifier).
         image_size: side of the constant images.
         iterations: SGD iterations (paper: 500).
         batch_size: triples optimised together.
@@ -80,7 +80,7 @@ def _reference_entropy(
     Args:
         output_dir: where reference_entropy.md / .json are written.
         checkpoint: classifier weights file, or a shipped classifier's name
-            (default: shapes_classifier; also shapes_classifier_negatives).
+            (default: shapes_classifier).
         num_images: test images (one reference instance each).
         image_size: image side.
         seed: seed of the data and of the random references.

@@ -95,6 +95,69 @@ def masking_robustness(
 #: small for the five-scale default (which needs >= 161 px).
 MS_SSIM_BETAS = (0.0448, 0.2856, 0.3001)
 
+@torch.no_grad()
+def reference_evidence(
+    model: nn.Module,
+    dataset: Dataset,
+    space: ImageSpace,
+    batch_size: int = 250,
+    seed: int = 0,
+) -> Dict[str, float]:
+    """The most any class scores, on average, on the references of the removal methods.
+
+    A reference (what removed pixels are replaced with) must carry no class evidence, as
+    the papers assume on ImageNet classifiers: otherwise a method that fills removed
+    pixels with it cannot delete that class. For each reference kind, the classifier's
+    sigmoid probabilities are averaged over the images and the largest class mean is
+    returned:
+
+    * ``uniform_noise``: pixels ``U(0, 1)`` (DSSR's reference);
+    * ``gaussian_noise``: pixels ``N(0.5, 0.25^2)`` clipped to [0, 1];
+    * ``mean_colour``: ``Constant(0)`` in the normalised input space (FGVis's, SP's);
+    * ``blurred``: each image of ``dataset`` blurred with sigma 10 px, the ``Blur``
+      filler's reference.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Multi-label classifier.
+    dataset : Dataset
+        Samples with ``image`` (the images the blurred reference is made from; their
+        number is the number of noise images too).
+    space : ImageSpace
+        The classifier's input space (noise is drawn in pixels, then mapped).
+    batch_size : int
+        Images per forward pass.
+    seed : int
+        Seed of the noise.
+
+    Returns
+    -------
+    dict of str to float
+        ``max_c mean_i sigmoid(F(r_i))_c`` per reference kind.
+    """
+    parameter = next(model.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    generator = torch.Generator().manual_seed(seed)
+    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_samples)
+    probs: Dict[str, list] = {}
+    with preserved_state([model], eval_mode=True):
+        for batch in loader:
+            images = batch["image"]
+            shape = images.shape
+            references = {
+                "uniform_noise": space.to_inputs(torch.rand(shape, generator=generator)),
+                "gaussian_noise": space.to_inputs(
+                    (0.5 + 0.25 * torch.randn(shape, generator=generator)).clamp(0, 1)
+                ),
+                "mean_colour": torch.zeros(shape),
+                "blurred": Blur(10.0).reference(images),
+            }
+            for name, reference in references.items():
+                probs.setdefault(name, []).append(model(reference.to(device)).sigmoid().cpu())
+    return {name: float(torch.cat(p).mean(dim=0).max()) for name, p in probs.items()}
+
+
 
 def _similarity(original: Tensor, removed: Tensor) -> Dict[str, Tensor]:
     """Per-image SSIM and MS-SSIM (three scales when the image is small) in pixel space."""

@@ -168,12 +168,12 @@ def dssr_plus(ctx: MethodContext) -> MethodSpec:
 def dssr_plus_mean_fill(ctx: MethodContext) -> MethodSpec:
     """DSSR+ with ``Constant(0)`` (the dataset mean colour) instead of uniform noise.
 
-    Differs from the paper: for classifiers that see classes in noise (the default
-    shapes classifier scores U(0, 1) noise as cross, ring and diamond) the noise
-    reference cannot delete those classes and DSSR+'s mask collapses to all background.
-    On a classifier trained with object-free negatives
-    (``load_shapes_classifier("shapes_classifier_negatives")``) the paper's reference
-    works (:func:`dssr_plus`).
+    Differs from the paper: for classifiers that see classes in noise (the first
+    shapes classifier, trained without object-free negatives, scored U(0, 1) noise as
+    cross, ring and diamond) the noise reference cannot delete those classes and
+    DSSR+'s mask collapses to all background. On a classifier whose references carry no
+    evidence (the shipped ``load_shapes_classifier()``) the paper's reference works
+    (:func:`dssr_plus`).
     """
     return MethodSpec(
         "DSSR+ (mean-colour reference)",

@@ -36,9 +36,9 @@ def checkpoint_path(name: str) -> Path:
     return path
 
 
-#: Shipped shapes-world classifiers: the default one (masking-robust) and one trained with
-#: object-free negatives, on which uniform noise and constant references carry no evidence.
-SHAPES_CLASSIFIERS = ("shapes_classifier", "shapes_classifier_negatives")
+#: Shipped shapes-world classifiers (one: masking-robust, trained with object-free
+#: negatives, so that uniform noise, constant and blurred references carry no evidence).
+SHAPES_CLASSIFIERS = ("shapes_classifier",)
 
 
 def load_shapes_classifier(
@@ -51,10 +51,10 @@ def load_shapes_classifier(
     path : path or str, optional
         A weights file written by ``captum-ext train-classifier --export``, or the name
         of a shipped classifier (:data:`SHAPES_CLASSIFIERS`); default the shipped
-        ``"shapes_classifier"``. ``"shapes_classifier_negatives"`` was also trained on
-        object-free images (noise, flat colours, textures) labelled "no class": use it
-        for methods whose reference must carry no evidence (DSSR's uniform noise); the
-        default one scores uniform noise as cross, ring and diamond (classes 3-5).
+        ``"shapes_classifier"``. It was also trained on object-free images (noise, flat
+        colours, textures) labelled "no class", so that the references of the removal
+        methods (DSSR's uniform noise, constant and blurred images) carry no class
+        evidence, as the papers assume of ImageNet classifiers.
     device : str or torch.device
         Where to put the model.
 
@@ -64,7 +64,7 @@ def load_shapes_classifier(
     >>> model(torch.zeros(1, 3, 64, 64)).shape
     torch.Size([1, 6])
     >>> noise = torch.rand(1, 3, 64, 64) * 4 - 2             # U(0, 1) pixels, normalised
-    >>> bool((load_shapes_classifier("shapes_classifier_negatives")(noise) < 0).all())
+    >>> bool((model(noise) < 0).all())
     True
     """
     if path is None or str(path) in SHAPES_CLASSIFIERS:

@@ -46,7 +46,7 @@ class ClassifierModule(LightningModule):
         Probability of the object-only augmentation per image.
     null_p : float
         Probability of replacing an image by an object-free one with empty labels (0
-        turns the negatives off: the shipped ``shapes_classifier`` was trained so).
+        turns the negatives off; the shipped ``shapes_classifier`` was trained with 0.1).
     dilation : int, optional
         Dilation radius of the kept masks (default: 1 px per 32 px of image side).
     seed : int

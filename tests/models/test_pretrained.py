@@ -1,11 +1,13 @@
 """The shipped shapes-world checkpoints load safely and do what their issues ask."""
 
+import math
+
 import pytest
 import torch
 
 from captum_ext.data.samples import collate_samples
 from captum_ext.data.shapes import ShapesDataset, shapes_space
-from captum_ext.evaluation.classifier_robustness import masking_robustness
+from captum_ext.evaluation.classifier_robustness import masking_robustness, reference_evidence
 from captum_ext.metrics.localisation import pointing_game, scaled_tolerance
 from captum_ext.metrics.segmentation import continuous_iou
 from captum_ext.models.pretrained import (
@@ -39,8 +41,27 @@ def test_shipped_classifier_acceptance(name):
     # Removal is reported, not gated; it must at least be measured for each filler.
     assert {"removed/constant", "removed/blur"} <= set(results)
 
+    dataset = ShapesDataset(300, 64, split="test")
+    evidence = reference_evidence(model, dataset, dataset.space)
+    assert set(evidence) == {"uniform_noise", "gaussian_noise", "mean_colour", "blurred"}
+    assert max(evidence.values()) <= 0.05, evidence
 
-def test_negatives_classifier_sees_no_class_in_references():
+
+def test_reference_evidence_sees_a_classifier_that_reads_noise():
+    # A 'classifier' whose class 1 fires on high-frequency content (noise) and class 0
+    # on nothing: uniform noise must show up as evidence for class 1.
+    class Rough(torch.nn.Module):
+        def forward(self, x):
+            rough = (x[..., 1:, :] - x[..., :-1, :]).abs().mean(dim=(1, 2, 3))
+            return torch.stack([torch.full_like(rough, -10.0), 20 * rough - 10], dim=1)
+
+    dataset = ShapesDataset(8, 32, split="test")
+    evidence = reference_evidence(Rough().train(), dataset, dataset.space, batch_size=4)
+    assert evidence["uniform_noise"] > 0.99
+    assert evidence["mean_colour"] == pytest.approx(1 / (1 + math.exp(10)), rel=1e-4)
+    assert evidence["blurred"] < 0.01
+
+def test_default_classifier_sees_no_class_in_references():
     # DSSR's reference (uniform noise in pixel space) and FGVis' constant references
     # must carry no evidence for any class: every sigmoid below 0.5.
     model = load_shapes_classifier("shapes_classifier_negatives")
@@ -62,7 +83,7 @@ def test_classifier_loads_by_path_or_shipped_name():
     x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         assert torch.equal(by_name(x), by_path(x))
-        assert not torch.allclose(by_name(x), default(x))
+        assert torch.equal(default(x), by_path(x))
 
 
 def test_checkpoint_directory_override(tmp_path, monkeypatch):

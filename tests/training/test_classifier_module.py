@@ -99,9 +99,7 @@ def test_null_p_one_feeds_object_free_images_labelled_no_class():
     assert torch.allclose(loss, expected)
 
 
-@pytest.mark.parametrize(
-    "preset, null_p", [("shapes_classifier", 0.0), ("shapes_classifier_negatives", 0.1)]
-)
+@pytest.mark.parametrize("preset, null_p", [("shapes_classifier", 0.1)])
 def test_classifier_presets_parse(preset, null_p, capsys):
     # Each shipped checkpoint's preset carries the recipe it was trained with.
     with pytest.raises(SystemExit) as exit_info:
