@@ -6,6 +6,8 @@ from typing import List, Optional
 
 from jsonargparse import CLI
 
+from captum_ext.cli.options import check_methods
+
 
 def demo(
     output_dir: str = "demo-report",
@@ -35,8 +37,9 @@ def demo(
     """
     from captum_ext.evaluation.demo import DEMO_METHODS, run_demo
 
+    methods = tuple(check_methods(methods) or DEMO_METHODS)
     paths = run_demo(output_dir, full=full, retrain=retrain,
-                     methods=tuple(methods or DEMO_METHODS), device=device, seed=seed)
+                     methods=methods, device=device, seed=seed)
     print(f"report written to {paths['html']} (also {paths['markdown'].name}, "
           f"{paths['json'].name})")
 

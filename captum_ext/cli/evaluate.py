@@ -6,6 +6,8 @@ from typing import List, Optional
 
 from jsonargparse import CLI
 
+from captum_ext.cli.options import check_methods
+
 
 def evaluate(
     num_images: int = 50,
@@ -42,7 +44,7 @@ def evaluate(
         output_dir,
         num_images,
         image_size,
-        methods,
+        check_methods(methods),
         checkpoint=checkpoint,
         seed=seed,
         device=device,

@@ -6,6 +6,8 @@ from typing import List, Optional
 
 from jsonargparse import CLI
 
+from captum_ext.cli.options import check_methods
+
 
 def evaluate_explainer(
     num_images: int = 500,
@@ -39,7 +41,7 @@ def evaluate_explainer(
     from captum_ext.evaluation.report import markdown_table
 
     result, tables = evaluate_explainer_shapes_world(
-        output_dir, num_images, table1_images, image_size, methods, seed, device
+        output_dir, num_images, table1_images, image_size, check_methods(methods), seed, device
     )
     print(markdown_table(result))
     print()

@@ -7,6 +7,8 @@ from typing import Dict, List, Optional
 
 from jsonargparse import CLI
 
+from captum_ext.cli.options import check_methods
+
 
 def removal_effectiveness(
     output_dir: str = "reports/removal",
@@ -86,7 +88,7 @@ def evaluate_generative(
         output_dir,
         num_images,
         image_size,
-        methods or GENERATIVE_METHODS,
+        check_methods(methods) or GENERATIVE_METHODS,
         lime_samples,
         seed,
         classifier,

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import importlib
 import sys
+from importlib import metadata
 from typing import Dict, List, Optional, Tuple
+
+from captum_ext.cli.options import UsageError
 
 #: name -> (module, function, one-line help). Each function takes the remaining argv.
 COMMANDS: Dict[str, Tuple[str, str, str]] = {
@@ -86,9 +89,20 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
 }
 
 
+def version() -> str:
+    """The installed distribution's version (the package's ``__version__`` when run
+    from a source tree that is not installed)."""
+    try:
+        return metadata.version("captum-ext")
+    except metadata.PackageNotFoundError:
+        import captum_ext
+
+        return str(getattr(captum_ext, "__version__", "unknown"))
+
+
 def usage() -> str:
     width = max(len(name) for name in COMMANDS)
-    lines = ["usage: captum-ext <command> [options]", "", "commands:"]
+    lines = ["usage: captum-ext [--version] <command> [options]", "", "commands:"]
     lines += [f"  {name:<{width}}  {help_}" for name, (_, _, help_) in COMMANDS.items()]
     lines += ["", "Run `captum-ext <command> --help` for a command's options."]
     return "\n".join(lines)
@@ -100,12 +114,25 @@ def main(argv: Optional[List[str]] = None) -> None:
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
         return
+    if argv[0] == "--version":
+        print(f"captum-ext {version()}")
+        return
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
         print(f"captum-ext: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         raise SystemExit(2)
     module, function, _ = COMMANDS[name]
-    getattr(importlib.import_module(module), function)(rest)
+    prog = f"captum-ext {name}"
+    # argparse (so jsonargparse and LightningCLI) names the program after sys.argv[0]:
+    # the usage line and the error tip then name the sub-command.
+    program, sys.argv[0] = sys.argv[0], prog
+    try:
+        getattr(importlib.import_module(module), function)(rest)
+    except UsageError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    finally:
+        sys.argv[0] = program
 
 
 if __name__ == "__main__":
