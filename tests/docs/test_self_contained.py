@@ -1,4 +1,4 @@
-"""The package and its docs stand on their own: no outside specification, papers cited with links."""
+"""The package and its docs stand on their own: no outside specification, papers cited."""
 
 import inspect
 import re
@@ -99,7 +99,9 @@ def test_every_public_method_is_cited_or_exempt():
     }
 
 
-@pytest.mark.parametrize("page", sorted((ROOT / "docs" / "methods").glob("*.md")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "page", sorted((ROOT / "docs" / "methods").glob("*.md")), ids=lambda p: p.name
+)
 def test_method_page_cites_its_paper(page):
     text = page.read_text()
     assert "\n## References\n" in text, f"{page.name} has no References section"
