@@ -6,9 +6,10 @@ from typing import Any, Callable, Dict, Optional, Sequence
 
 import torch
 from torch import Tensor
-from torchmetrics import MeanMetric
+from torchmetrics import MeanMetric, Metric
 
 from captum_ext.metrics import (
+    PointingAccuracy,
     continuous_iou,
     deletion_auc,
     insertion_auc,
@@ -30,7 +31,9 @@ from lightning_callbacks._samples import FixedSamples
 #: Metrics that score a map against the model (always available).
 MODEL_METRICS = ("deletion_auc", "insertion_auc", "saliency_metric")
 #: Metrics that need ground truth in the batch (masks; boxes for the pointing game).
-GROUND_TRUTH_METRICS = ("pointing_game", "continuous_iou")
+GROUND_TRUTH_METRICS = ("pointing_game", "pointing_game_pairs", "continuous_iou")
+#: Pointing accuracies over the (sample, target) pairs: name -> per pair (else class mean).
+POINTING_METRICS = {"pointing_game": False, "pointing_game_pairs": True}
 METRICS = MODEL_METRICS + GROUND_TRUTH_METRICS
 
 
@@ -52,10 +55,16 @@ class FaithfulnessMetrics(PeriodicAttributionCallback):
 
     At each event the callback explains a fixed subset of the validation (or test)
     data with the given method against the model as it is now, scores the maps with
-    :mod:`captum_ext.metrics` and logs each metric's mean over the samples through
-    ``pl_module.log`` as ``<name>/<metric>``, so it reaches every logger, the
-    ``callback_metrics`` that ``ModelCheckpoint`` / ``EarlyStopping`` monitor, and the
-    progress bar with ``prog_bar=True``.
+    :mod:`captum_ext.metrics` and logs each metric's mean over the samples as
+    ``<name>/<metric>`` to every logger, to the ``callback_metrics`` that
+    ``ModelCheckpoint`` / ``EarlyStopping`` monitor, and to the progress bar with
+    ``prog_bar=True``. In ``fit`` the values go to the loggers directly, at
+    ``trainer.global_step`` (the step :class:`MaskLogger` logs its images at):
+    ``pl_module.log`` would hand the values of a step event to the loggers only on
+    steps that are multiples of the Trainer's ``log_every_n_steps``, dropping the
+    others. In ``validate`` / ``test`` they go through ``pl_module.log``, which logs
+    them at the end of the loop and returns them from ``trainer.validate`` /
+    ``trainer.test``.
 
     In a distributed run every rank scores its share of the samples (rank ``r`` takes
     samples ``r, r + W, ...``) and the per-sample values are accumulated in
@@ -67,11 +76,15 @@ class FaithfulnessMetrics(PeriodicAttributionCallback):
     * ``deletion_auc`` (lower is better), ``insertion_auc`` (higher is better): Petsiuk
       et al.'s curves (:func:`captum_ext.metrics.deletion_auc`);
     * ``saliency_metric`` (lower is better): Dabkowski & Gal;
-    * ``pointing_game`` (hit rate) and ``continuous_iou`` (of the map clamped at 0 and
-      divided by its maximum against the target's mask): only when the batch carries
-      ground truth (``masks``; ``boxes`` suffice for the pointing game), over the
-      samples whose target class has ground truth (an absent predicted class is not
-      scored, as in the pointing game's usual protocol).
+    * ``pointing_game`` (TorchRay's pointing accuracy: the mean over target classes of
+      each class's hit rate), ``pointing_game_pairs`` (hit rate over the samples) and
+      ``continuous_iou`` (of the map clamped at 0 and divided by its maximum against
+      the target's mask): only when the batch carries ground truth (``masks``;
+      ``boxes`` suffice for the pointing game), over the samples whose target class
+      has ground truth (an absent predicted class is not scored, as in the pointing
+      game's usual protocol). The pointing tolerance is
+      :func:`captum_ext.metrics.scaled_tolerance` of the image size unless
+      ``metric_args`` gives one.
 
     Events, loop states and parameters shared with :class:`MaskLogger` are described
     there; the model is in eval mode for the attribution and the metrics, and left
@@ -83,7 +96,7 @@ class FaithfulnessMetrics(PeriodicAttributionCallback):
         What computes the maps, as in :class:`MaskLogger`. ``model`` is also the
         classifier the metrics query.
     metrics : sequence of str
-        Which metrics to log (default all five; ground-truth metrics are skipped for
+        Which metrics to log (default all six; ground-truth metrics are skipped for
         batches without ground truth).
     num_samples : int
         Number of samples drawn from the evaluation dataset.
@@ -165,7 +178,7 @@ class FaithfulnessMetrics(PeriodicAttributionCallback):
         self.score = score
         self.metric_args = metric_args
         self.prog_bar = prog_bar
-        self._means: Dict[str, MeanMetric] = {}
+        self._means: Dict[str, Metric] = {}
 
     # ------------------------------------------------------------------ scoring
     def _scorers(self, samples: Samples) -> Dict[str, Callable[..., Tensor]]:
@@ -186,17 +199,17 @@ class FaithfulnessMetrics(PeriodicAttributionCallback):
             table["pointing_game"] = lambda f, s, t, m: pointing_game(
                 m, masks=_target_masks(s, t), **args.get("pointing_game", {})
             )
+            table["pointing_game_pairs"] = lambda f, s, t, m: pointing_game(
+                m, masks=_target_masks(s, t), **args.get("pointing_game_pairs", {})
+            )
             table["continuous_iou"] = lambda f, s, t, m: continuous_iou(
                 normalize_map(m), _target_masks(s, t), **args.get("continuous_iou", {})
             )
         elif samples.boxes is not None and samples.box_labels is not None:
-            table["pointing_game"] = lambda f, s, t, m: pointing_game(
-                m,
-                boxes=s.boxes,
-                box_labels=s.box_labels,
-                target=t,
-                **args.get("pointing_game", {}),
-            )
+            for key in POINTING_METRICS:
+                table[key] = lambda f, s, t, m, key=key: pointing_game(
+                    m, boxes=s.boxes, box_labels=s.box_labels, target=t, **args.get(key, {})
+                )
         return {name: table[name] for name in self.metrics if name in table}
 
     def compute(self, trainer: Any, pl_module: Any) -> Dict[str, Tensor]:
@@ -211,7 +224,11 @@ class FaithfulnessMetrics(PeriodicAttributionCallback):
             device = pl_module.device
             for name in scorers:
                 if name not in self._means:
-                    self._means[name] = MeanMetric()
+                    self._means[name] = (
+                        PointingAccuracy(per_pair=POINTING_METRICS[name])
+                        if name in POINTING_METRICS
+                        else MeanMetric()
+                    )
                 self._means[name] = self._means[name].to(device)
                 self._means[name].reset()
             share = torch.arange(trainer.global_rank, len(samples), trainer.world_size)
@@ -234,15 +251,31 @@ class FaithfulnessMetrics(PeriodicAttributionCallback):
                         values = scorer(
                             model, chunk_samples.select(rows), targets[rows], maps[rows]
                         )
-                        self._means[name].update(values.detach().float())
+                        if name in POINTING_METRICS:
+                            self._means[name].update(values, targets[rows])
+                        else:
+                            self._means[name].update(values.detach().float())
             for name in scorers:  # the state reduction is collective: every rank takes part
-                self._means[name].update(torch.empty(0, device=device))
+                empty = torch.empty(0, device=device)
+                if name in POINTING_METRICS:
+                    self._means[name].update(empty, empty.long())
+                else:
+                    self._means[name].update(empty)
             return {name: self._means[name].compute() for name in scorers}
 
     def log_event(self, trainer: Any, pl_module: Any) -> None:
-        for metric, value in self.compute(trainer, pl_module).items():
-            if torch.isnan(value):  # no sample had ground truth for its target, anywhere
-                continue
+        values = {
+            f"{self.name}/{metric}": value
+            for metric, value in self.compute(trainer, pl_module).items()
+            if not torch.isnan(value)  # NaN: no sample had ground truth for its target
+        }
+        fitting = trainer.state.fn == "fit"
+        for key, value in values.items():
             # The value is already the mean over all ranks; sync_dist on identical
             # values changes nothing and keeps Lightning from warning about DDP logging.
-            pl_module.log(f"{self.name}/{metric}", value, sync_dist=True, prog_bar=self.prog_bar)
+            pl_module.log(key, value, sync_dist=True, prog_bar=self.prog_bar, logger=not fitting)
+        if fitting and values and trainer.is_global_zero:
+            scalars = {key: float(value) for key, value in values.items()}
+            for logger in trainer.loggers:
+                logger.log_metrics(scalars, step=trainer.global_step)
+                logger.save()

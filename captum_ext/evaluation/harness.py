@@ -31,6 +31,7 @@ from captum_ext.metrics import (
     deletion_curve,
     insertion_curve,
     normalize_map,
+    pointing_accuracy,
     pointing_game,
     saliency_metric,
     sanity_rows,
@@ -38,9 +39,11 @@ from captum_ext.metrics import (
     segmentation_scores,
 )
 
-#: Report columns: key -> (header, higher is better).
+#: Report columns: key -> (header, higher is better). "pointing" is the mean over
+#: classes (the papers' convention), "pointing_pairs" the hit rate over pairs.
 COLUMNS: Dict[str, tuple] = {
-    "pointing": ("Pointing", True),
+    "pointing": ("Pointing (class mean)", True),
+    "pointing_pairs": ("Pointing (pairs)", True),
     "iou": ("IoU", True),
     "accuracy": ("Soft acc.", True),
     "mae": ("MAE", False),
@@ -50,6 +53,8 @@ COLUMNS: Dict[str, tuple] = {
     "seconds_per_pair": ("s / pair", False),
 }
 SEGMENTATION = ("accuracy", "iou", "mae")
+#: Columns computed from another column's per-pair values (``per_pair`` has no list).
+DERIVED = ("pointing_pairs",)
 #: Per-pair curves the harness averages (kept out of the per-pair table).
 CURVES = ("deletion_curve", "insertion_curve")
 
@@ -86,7 +91,8 @@ class EvaluationResult:
         Method names, in report order.
     per_pair : dict
         ``method -> metric -> list`` of one value per image-class pair (NaN where a
-        metric does not apply, e.g. segmentation scores without masks).
+        metric does not apply, e.g. segmentation scores without masks); ``"pointing"``
+        holds the hits.
     pairs : list of (int, int)
         ``(dataset index, class)`` of every pair.
     sanity : dict
@@ -114,19 +120,35 @@ class EvaluationResult:
     class_names: Optional[List[str]] = None
 
     def table(self) -> Dict[str, Dict[str, float]]:
-        """``method -> metric -> mean`` over the pairs (NaNs ignored)."""
-        return {
-            method: {key: nan_mean(self.per_pair[method][key]) for key in COLUMNS}
-            for method in self.methods
-        }
+        """``method -> metric -> mean`` over the pairs (NaNs ignored).
+
+        Except the pointing game: ``"pointing"`` is the mean over classes of each
+        class's accuracy and ``"pointing_pairs"`` the mean over pairs
+        (:func:`~captum_ext.metrics.pointing_accuracy`).
+
+        Examples
+        --------
+        >>> r = EvaluationResult(["m"], {"m": {"pointing": [1.0, 0.0, 1.0]}},
+        ...                      [(0, 2), (1, 2), (1, 0)], {}, {})
+        >>> row = r.table()["m"]
+        >>> row["pointing"], round(row["pointing_pairs"], 3), row["iou"]
+        (0.75, 0.667, nan)
+        """
+        classes = [c for _, c in self.pairs]
+        out = {}
+        for method in self.methods:
+            values = self.per_pair[method]
+            row = {key: nan_mean(values.get(key, [])) for key in COLUMNS}
+            row["pointing"], row["pointing_pairs"] = pointing_accuracy(values["pointing"], classes)
+            out[method] = row
+        return out
 
     def class_table(self, key: str = "pointing") -> Dict[str, Dict[int, float]]:
         """``method -> class -> mean of key`` over that class's pairs (NaNs ignored).
 
         The pointing accuracy of Zhang et al. (2016), as Gu (2020, Sec. 4.3) reports it
         and TorchRay's ``PointingGame.accuracy`` computes it, is the mean over classes of
-        these per-class accuracies; :meth:`table` averages over pairs instead, which
-        weighs frequent classes more.
+        these per-class accuracies (:meth:`table`'s ``"pointing"``).
 
         Examples
         --------
@@ -192,7 +214,7 @@ class _Scoring:
 
     model: nn.Module
     score: str
-    tolerance: Optional[float]
+    tolerance: Optional[float]  # None: scaled_tolerance of the image size
     deletion_filler: Optional[Filler]
     insertion_filler: Optional[Filler]
     steps: int
@@ -204,12 +226,10 @@ class _Scoring:
     def __call__(self, pairs: _Pairs, maps: Tensor) -> Dict[str, Tensor]:
         """Every metric of one method's maps on a batch of pairs, ``key -> (P,)`` on the CPU."""
         x, target = pairs.inputs, pairs.target
-        tolerance = self.tolerance
-        if tolerance is None:
-            tolerance = scaled_tolerance(min(x.shape[-2:]))
         values: Dict[str, Tensor] = {}
         if pairs.masks is not None:
-            values["pointing"] = pointing_game(maps, masks=pairs.masks, tolerance=tolerance).float()
+            hits = pointing_game(maps, masks=pairs.masks, tolerance=self.tolerance)
+            values["pointing"] = hits.float()
             segmentation = segmentation_scores(normalize_map(maps), pairs.masks, pairs.valid)
             values.update({key: segmentation[key] for key in SEGMENTATION})
         else:
@@ -218,7 +238,7 @@ class _Scoring:
                 boxes=pairs.boxes,
                 box_labels=pairs.box_labels,
                 target=target,
-                tolerance=tolerance,
+                tolerance=self.tolerance,
             ).float()
             values.update({key: torch.full((x.shape[0],), math.nan) for key in SEGMENTATION})
         curve = dict(steps=self.steps, score=self.score, batch_size=self.batch_size)
@@ -292,7 +312,8 @@ def evaluate_attributions(
     image_batch_size : int
         Images loaded at a time (their pairs are split into each method's batch size).
     pointing_tolerance : float, optional
-        Pixels; default 15 px at 224 scaled to the image size.
+        Pixels; default TorchRay's 15 px at 224 scaled to the image size
+        (:func:`~captum_ext.metrics.scaled_tolerance`).
     deletion_filler, insertion_filler : Filler, optional
         Substrates of the curves (default ``Constant(0)``).
     steps : int
@@ -340,7 +361,7 @@ def evaluate_attributions(
         saliency_alpha,
         metric_batch_size,
     )
-    per_pair = {m.name: {key: [] for key in COLUMNS} for m in methods}
+    per_pair = {m.name: {key: [] for key in COLUMNS if key not in DERIVED} for m in methods}
     curves: Dict[str, Dict[str, List[Tensor]]] = {m.name: {k: [] for k in CURVES} for m in methods}
     sanity: Dict[str, Dict[str, List[Tensor]]] = {}
     pairs: List[tuple] = []
@@ -396,7 +417,7 @@ def evaluate_attributions(
         "image_size": image_size,
         "score": score,
         "pointing_tolerance_px": (
-            scaled_tolerance(min(image_size)) if pointing_tolerance is None else pointing_tolerance
+            scaled_tolerance(image_size) if pointing_tolerance is None else pointing_tolerance
         ),
         "steps": steps,
         "deletion_filler": repr(deletion_filler) if deletion_filler else "Constant(0.0)",

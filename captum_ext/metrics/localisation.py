@@ -1,11 +1,19 @@
-"""Pointing game and box localisation error."""
+"""Pointing game and box localisation error.
+
+The pointing game follows TorchRay's ``PointingGame`` (Fong et al. 2019,
+https://github.com/facebookresearch/TorchRay, ``torchray/benchmark/pointing_game.py``)
+exactly; ``docs/metrics.md`` says what is followed and the one scaling rule added.
+"""
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+import math
+from typing import NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
+from torchmetrics import Metric
+from torchmetrics.utilities import dim_zero_cat
 
 from captum_ext._utils.validation import (
     TargetLike,
@@ -21,24 +29,52 @@ from captum_ext.metrics._checks import (
 )
 from captum_ext.metrics.maps import normalize_map
 
-#: Pointing-game tolerance of Zhang et al. (2016), in pixels at 224 x 224.
-POINTING_TOLERANCE = 15.0
+#: Pointing-game tolerance of Zhang et al. (2016) and TorchRay, in pixels at 224 x 224.
+POINTING_TOLERANCE = 15
 REFERENCE_SIZE = 224
 
 
 def scaled_tolerance(
-    image_size: int, tolerance: float = POINTING_TOLERANCE, reference_size: int = REFERENCE_SIZE
-) -> float:
-    """A pixel tolerance given at ``reference_size`` scaled to ``image_size``.
+    image_size: Union[int, Sequence[int]],
+    tolerance: float = POINTING_TOLERANCE,
+    reference_size: int = REFERENCE_SIZE,
+) -> int:
+    """The pointing game's pixel tolerance for images of ``image_size``.
+
+    ``tolerance`` pixels at ``reference_size`` scaled by the image's shorter side
+    (``min(H, W) / reference_size``), rounded half up to an integer as TorchRay's
+    tolerance is, and at least 1 (with TorchRay's strict ``<``, tolerance 1 accepts
+    the peak pixel itself and 0 would accept nothing).
+
+    Parameters
+    ----------
+    image_size : int or (int, int)
+        The side of a square image, or ``(H, W)``.
+    tolerance : float
+        Pixels at ``reference_size`` (15, TorchRay's default).
+    reference_size : int
+        The size ``tolerance`` is given at (224).
+
+    Returns
+    -------
+    int
 
     Examples
     --------
-    >>> scaled_tolerance(224), round(scaled_tolerance(64), 3)
-    (15.0, 4.286)
+    >>> scaled_tolerance(224), scaled_tolerance(64), scaled_tolerance((96, 128)), scaled_tolerance(8)
+    (15, 4, 6, 1)
     """
     check_non_negative(tolerance, "tolerance")
-    check_positive_int(image_size, "image_size")
-    return tolerance * image_size / reference_size
+    check_positive_int(reference_size, "reference_size")
+    if isinstance(image_size, (tuple, list, torch.Size)):
+        if len(image_size) != 2:
+            raise ValueError(f"`image_size` must be an int or (H, W), got {image_size}")
+        for side in image_size:
+            check_positive_int(side, "image_size")
+        side = min(image_size)
+    else:
+        side = check_positive_int(image_size, "image_size")
+    return max(1, math.floor(tolerance * side / reference_size + 0.5))
 
 
 def _check_boxes(
@@ -85,13 +121,15 @@ def pointing_game(
     boxes: Optional[Tensor] = None,
     box_labels: Optional[Tensor] = None,
     target: TargetLike = None,
-    tolerance: float = POINTING_TOLERANCE,
+    tolerance: Optional[float] = None,
 ) -> Tensor:
-    """Pointing game (Zhang et al. 2016): is the map's maximum on the object?
+    """Pointing game (Zhang et al. 2016) as TorchRay plays it: is the map's maximum on the object?
 
-    A hit when the pixel of the maximum attribution (the first one in raster order on
-    ties) lies within ``tolerance`` pixels (Euclidean, between pixel centres) of a
-    ground-truth pixel. The pointing accuracy is the mean of the returned hits.
+    The point is the pixel of the map's maximum (``torch.argmax`` over the flattened
+    map: the first one in raster order on ties). A hit when some ground-truth pixel
+    lies at a Euclidean distance strictly below ``tolerance`` from it, distances taken
+    between integer pixel coordinates (TorchRay's ``(v - y)**2 + (u - x)**2 <
+    tolerance**2``).
 
     Parameters
     ----------
@@ -102,33 +140,37 @@ def pointing_game(
         (bool or {0, 1} float). Give either ``masks`` or ``boxes``.
     boxes : Tensor, optional
         ``(N, M, 4)`` ground-truth boxes ``(x0, y0, x1, y1)`` in pixels, end exclusive
-        (the box covers columns ``x0..x1-1``).
+        (the box covers columns ``x0..x1-1``); scored as the mask of their pixels.
     box_labels : Tensor, optional
         ``(N, M)`` class of each box (-1 for padding); with ``target``, only boxes of
         the target class count. Without it every box counts.
     target : int, list of int or Tensor, optional
         Target class per example (needed with ``box_labels``).
-    tolerance : float
-        Pixels (default 15, the paper's value at 224 x 224; use
-        :func:`scaled_tolerance` for other sizes).
+    tolerance : float, optional
+        Pixels, > 0 (1: the point must be on the object). Default
+        :func:`scaled_tolerance` of the map's size: TorchRay's 15 px at 224, 4 px at 64.
 
     Returns
     -------
     Tensor
-        ``(N,)`` bool hits.
+        ``(N,)`` bool hits; :func:`pointing_accuracy` turns them into the accuracies.
 
     Examples
     --------
-    >>> maps = torch.zeros(1, 8, 8); maps[0, 2, 2] = 1
+    >>> maps = torch.zeros(1, 8, 8); maps[0, 1, 2] = 1
     >>> gt = torch.zeros(1, 8, 8); gt[0, 5:, 5:] = 1
-    >>> pointing_game(maps, masks=gt, tolerance=4.0), pointing_game(maps, masks=gt, tolerance=4.3)
+    >>> # The nearest object pixel (5, 5) is at distance 5 from the peak (1, 2).
+    >>> pointing_game(maps, masks=gt, tolerance=5), pointing_game(maps, masks=gt, tolerance=5.01)
     (tensor([False]), tensor([True]))
     """
     maps = check_map(attributions, "attributions")
-    tolerance = check_non_negative(tolerance, "tolerance")
+    n, _, h, w = maps.shape
+    if tolerance is None:
+        tolerance = scaled_tolerance((h, w))
+    elif check_non_negative(tolerance, "tolerance") == 0:
+        raise ValueError("`tolerance` must be > 0 (1 = the point must be on the object), got 0")
     if (masks is None) == (boxes is None):
         raise ValueError("give exactly one of `masks` and `boxes` as ground truth")
-    n, _, h, w = maps.shape
     peak = maps.flatten(1).argmax(dim=1)
     row, col = (peak // w).to(maps.dtype), (peak % w).to(maps.dtype)
     if masks is not None:
@@ -138,14 +180,106 @@ def pointing_game(
         rows = torch.arange(h, device=maps.device, dtype=maps.dtype).view(1, h, 1)
         cols = torch.arange(w, device=maps.device, dtype=maps.dtype).view(1, 1, w)
         dist2 = (rows - row.view(n, 1, 1)) ** 2 + (cols - col.view(n, 1, 1)) ** 2
-        return (gt[:, 0] & (dist2 <= tolerance**2)).flatten(1).any(dim=1)
+        return (gt[:, 0] & (dist2 < tolerance**2)).flatten(1).any(dim=1)
     boxes, selected = _check_boxes(boxes, box_labels, target, maps)
-    # Distance from the peak's centre to the nearest pixel centre covered by the box.
+    # Distance from the peak to the nearest pixel of the box (pixels x0..x1-1, y0..y1-1).
     cx, cy = col.view(n, 1) + 0.5, row.view(n, 1) + 0.5
     nx = torch.minimum(torch.maximum(cx, boxes[..., 0] + 0.5), boxes[..., 2] - 0.5)
     ny = torch.minimum(torch.maximum(cy, boxes[..., 1] + 0.5), boxes[..., 3] - 0.5)
     dist2 = (cx - nx) ** 2 + (cy - ny) ** 2
-    return ((dist2 <= tolerance**2) & selected).any(dim=1)
+    return ((dist2 < tolerance**2) & selected).any(dim=1)
+
+
+class PointingScores(NamedTuple):
+    """The two pointing accuracies of a set of image-class pairs."""
+
+    #: Mean over classes of each class's hit rate (TorchRay's ``accuracy``, the papers').
+    mean_over_classes: float
+    #: Hit rate over all pairs (weighs frequent classes more).
+    per_pair: float
+
+
+def _as_vector(values: object, name: str) -> Tensor:
+    vector = values if isinstance(values, Tensor) else torch.as_tensor(values)
+    if vector.dim() != 1:
+        raise ValueError(f"`{name}` must be one value per pair, shape (P,), got {tuple(vector.shape)}")
+    return vector
+
+
+def pointing_accuracy(hits: object, classes: object) -> PointingScores:
+    """Both pointing accuracies of the pairs' hits: mean over classes and per pair.
+
+    The mean over classes is TorchRay's ``PointingGame.accuracy``: each class's hits
+    over its pairs, then the mean of these accuracies over the classes that have pairs.
+
+    Parameters
+    ----------
+    hits : Tensor or sequence
+        ``(P,)`` hit (1 / True) or miss (0 / False) of each image-class pair, e.g. from
+        :func:`pointing_game`.
+    classes : Tensor or sequence of int
+        ``(P,)`` class of each pair.
+
+    Returns
+    -------
+    PointingScores
+        ``(mean_over_classes, per_pair)``; NaN for both when there is no pair.
+
+    Examples
+    --------
+    >>> pointing_accuracy([1, 1, 1, 0], [0, 0, 0, 1])
+    PointingScores(mean_over_classes=0.5, per_pair=0.75)
+    """
+    hits, classes = _as_vector(hits, "hits"), _as_vector(classes, "classes")
+    if hits.shape != classes.shape:
+        raise ValueError(
+            f"`hits` and `classes` must have one value per pair, got {hits.numel()} and "
+            f"{classes.numel()}"
+        )
+    if hits.numel() == 0:
+        return PointingScores(math.nan, math.nan)
+    if classes.is_floating_point() or classes.dtype == torch.bool:
+        raise TypeError(f"`classes` must hold integer class ids, got {classes.dtype}")
+    hits = hits.double().cpu()
+    index = torch.unique(classes.cpu(), return_inverse=True)[1]
+    count = torch.zeros(int(index.max()) + 1, dtype=torch.float64)
+    per_class = count.index_add(0, index, hits) / count.index_add(0, index, torch.ones_like(hits))
+    return PointingScores(float(per_class.mean()), float(hits.mean()))
+
+
+class PointingAccuracy(Metric):
+    """:func:`pointing_accuracy` accumulated over batches (and ranks): TorchRay's counters.
+
+    ``update(hits, classes)`` per batch; ``compute()`` gives the mean over classes, or
+    the hit rate over pairs with ``per_pair=True``. The pairs are gathered across
+    processes in a distributed run.
+
+    Examples
+    --------
+    >>> metric = PointingAccuracy()
+    >>> metric.update(torch.tensor([True, True]), torch.tensor([0, 0]))
+    >>> metric.update(torch.tensor([True, False]), torch.tensor([0, 1]))
+    >>> metric.compute()
+    tensor(0.5000)
+    """
+
+    full_state_update = False
+
+    def __init__(self, per_pair: bool = False, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.per_pair = per_pair
+        self.add_state("hits", default=[], dist_reduce_fx="cat")
+        self.add_state("classes", default=[], dist_reduce_fx="cat")
+
+    def update(self, hits: Tensor, classes: Tensor) -> None:  # noqa: D102
+        self.hits.append(_as_vector(hits, "hits").detach().float())
+        self.classes.append(_as_vector(classes, "classes").detach().long())
+
+    def compute(self) -> Tensor:  # noqa: D102
+        if len(self.hits) == 0:  # no update yet
+            return torch.tensor(math.nan)
+        scores = pointing_accuracy(dim_zero_cat(self.hits), dim_zero_cat(self.classes))
+        return torch.tensor(scores.per_pair if self.per_pair else scores.mean_over_classes)
 
 
 def threshold_boxes(attributions: Tensor, alpha: float = 0.5) -> Tensor:

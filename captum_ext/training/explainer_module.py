@@ -9,7 +9,7 @@ from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 
 from captum_ext._utils.validation import check_choice
-from captum_ext.metrics import continuous_iou, normalize_map, pointing_game, scaled_tolerance
+from captum_ext.metrics import PointingAccuracy, continuous_iou, normalize_map, pointing_game
 from captum_ext.models.classifiers import build_classifier
 from captum_ext.models.explainer_nets import build_explainer_net
 from captum_ext.training.explainer_loss import ExplainerLoss, MaskLoss
@@ -30,9 +30,11 @@ class ExplainerModule(LightningModule):
 
     Every loss term is logged as ``train/<term>``, ``val/<term>``, ``test/<term>``; early
     stopping and checkpointing monitor ``val/loss``. When validation / test batches carry
-    ground-truth ``masks``, the continuous IoU and pointing accuracy of each present
+    ground-truth ``masks``, the continuous IoU and pointing game of each present
     class's mask (normalised as the evaluation harness does) are logged as
-    ``val/iou`` and ``val/pointing`` (for monitoring and tuning; training uses no masks).
+    ``val/iou``, ``val/pointing`` (over the epoch's pairs, mean over classes, as
+    TorchRay and the papers) and ``val/pointing_pairs`` (hit rate over the pairs), for
+    monitoring and tuning; training uses no masks.
 
     Parameters
     ----------
@@ -102,6 +104,14 @@ class ExplainerModule(LightningModule):
         self.classifier = classifier.eval().requires_grad_(False)
         self.loss = loss if loss is not None else ExplainerLoss()
         self.generator = torch.Generator().manual_seed(seed)
+        # The mean over classes needs every pair of the epoch: accumulated, then logged.
+        self.pointing = nn.ModuleDict(
+            {
+                f"{stage}_{kind}": PointingAccuracy(per_pair=kind == "pairs")
+                for stage in ("val", "test")
+                for kind in ("classes", "pairs")
+            }
+        )
 
     # ---------------------------------------------------------------- frozen classifier
     def train(self, mode: bool = True) -> "ExplainerModule":
@@ -141,7 +151,7 @@ class ExplainerModule(LightningModule):
         mask_logits = self(images)
         terms = self.loss(images, labels, mask_logits, self.classifier, self.generator)
         if stage != "train" and "masks" in batch:
-            terms.update(self._mask_scores(batch, mask_logits))
+            terms.update(self._mask_scores(batch, mask_logits, stage))
         on_step = stage == "train"
         for name, value in terms.items():
             self.log(
@@ -154,8 +164,7 @@ class ExplainerModule(LightningModule):
             )
         return terms["loss"]
 
-    @staticmethod
-    def _mask_scores(batch: Dict[str, Any], mask_logits: Tensor) -> Dict[str, Tensor]:
+    def _mask_scores(self, batch: Dict[str, Any], mask_logits: Tensor, stage: str) -> Dict[str, Any]:
         """IoU and pointing of each (image, present class) mask against its ground truth."""
         gt = batch["masks"]
         present = (batch["labels"] > 0.5) & (gt.flatten(2).amax(dim=2) > 0.5)
@@ -164,10 +173,14 @@ class ExplainerModule(LightningModule):
             return {}
         maps = normalize_map(mask_logits[img, cls].sigmoid().unsqueeze(1))
         valid = batch["valid"][img] if "valid" in batch else None
-        tolerance = scaled_tolerance(min(gt.shape[-2:]))
+        hits = pointing_game(maps, masks=gt[img, cls])
+        pointing = {k: self.pointing[f"{stage}_{k}"] for k in ("classes", "pairs")}
+        for metric in pointing.values():
+            metric.update(hits, cls)
         return {
             "iou": continuous_iou(maps, gt[img, cls], valid).mean(),
-            "pointing": pointing_game(maps, masks=gt[img, cls], tolerance=tolerance).float().mean(),
+            "pointing": pointing["classes"],
+            "pointing_pairs": pointing["pairs"],
         }
 
     def training_step(self, batch: Dict[str, Any], batch_idx: int) -> Tensor:

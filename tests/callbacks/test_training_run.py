@@ -13,7 +13,13 @@ from PIL import Image
 from torchvision.utils import make_grid
 
 from captum_ext.data.shapes import shapes_space
-from captum_ext.metrics import continuous_iou, deletion_auc, normalize_map, pointing_game
+from captum_ext.metrics import (
+    continuous_iou,
+    deletion_auc,
+    normalize_map,
+    pointing_accuracy,
+    pointing_game,
+)
 from lightning_callbacks import FaithfulnessMetrics, MaskLogger
 from lightning_callbacks._render import colorize
 from lightning_callbacks.faithfulness import METRICS
@@ -148,15 +154,18 @@ def test_logged_metrics_equal_the_metrics_on_the_fixed_samples(run):
     targets = torch.where(labels > 0.5, logits, -torch.inf).argmax(1)
     maps = Saliency(module).attribute(images.clone(), target=targets).mean(1, keepdim=True)
     target_masks = gt[torch.arange(6), targets].unsqueeze(1)
+    hits = pointing_game(maps, masks=target_masks)
     expected = {
         "deletion_auc": deletion_auc(module, images, maps, targets, score="sigmoid", steps=8),
-        "pointing_game": pointing_game(maps, masks=target_masks),
+        "pointing_game_pairs": hits,
         "continuous_iou": continuous_iou(normalize_map(maps), target_masks),
     }
     logged = run["trainer"].callback_metrics
     for name, values in expected.items():
         expected_mean = float(values.float().mean())
         assert float(logged[f"faith/{name}"]) == pytest.approx(expected_mean, abs=1e-4)
+    class_mean = pointing_accuracy(hits, targets).mean_over_classes  # TorchRay's accuracy
+    assert float(logged["faith/pointing_game"]) == pytest.approx(class_mean, abs=1e-4)
 
 
 def test_checkpoint_monitors_the_metric_and_stores_the_samples(run):

@@ -28,6 +28,7 @@ from captum_ext.metrics import (
     deletion_curve,
     insertion_auc,
     normalize_map,
+    pointing_accuracy,
     pointing_game,
     saliency_metric,
     scaled_tolerance,
@@ -83,6 +84,9 @@ def test_pairs_and_metrics_match_direct_calls(world):
     assert bool((got["seconds_per_pair"] > 0).all())
     table = result.table()["Random"]
     assert table["iou"] == pytest.approx(got["iou"].mean().item())
+    assert (table["pointing"], table["pointing_pairs"]) == pytest.approx(
+        pointing_accuracy(got["pointing"], target)
+    )
     assert result.sanity["G.T."]["iou"] == 1.0 and result.sanity["0"]["iou"] == 0.0
     assert result.settings["pointing_tolerance_px"] == pytest.approx(tol)
 
@@ -117,7 +121,8 @@ def test_pointing_per_class_is_the_mean_over_each_class_then_over_classes(tmp_pa
         {},
         class_names=["disc", "square", "triangle"],
     )
-    assert result.table()["m"]["pointing"] == 0.5
+    assert result.table()["m"]["pointing"] == pytest.approx(2 / 3)  # the headline: class mean
+    assert result.table()["m"]["pointing_pairs"] == 0.5
     assert result.class_table()["m"] == pytest.approx({0: 1.0, 2: 1 / 3})
     assert pointing_per_class(result)["m"] == pytest.approx(
         {"disc": 1.0, "triangle": 1 / 3, "mean over classes": 2 / 3}

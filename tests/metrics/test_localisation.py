@@ -1,12 +1,16 @@
 """Pointing game, threshold boxes and localisation error by hand."""
 
+import math
+
 import pytest
 import torch
 
 from captum_ext.metrics import (
+    PointingAccuracy,
     box_iou_pairs,
     choose_alpha,
     localisation_error,
+    pointing_accuracy,
     pointing_game,
     scaled_tolerance,
     threshold_boxes,
@@ -20,28 +24,51 @@ def peak_maps(points, size=10):
     return maps
 
 
-def test_pointing_game_with_masks():
+def test_pointing_game_with_masks_strict_at_the_tolerance():
     gt = torch.zeros(3, 10, 10)
     gt[:, 6:, 6:] = 1
     maps = peak_maps([(7, 7), (3, 6), (3, 3)])
-    # Distances to the nearest object pixel (6, 6): 0, 3, sqrt(18) = 4.24.
-    assert pointing_game(maps, masks=gt, tolerance=0).tolist() == [True, False, False]
-    assert pointing_game(maps, masks=gt, tolerance=3).tolist() == [True, True, False]
+    # Distances to the nearest object pixel (6, 6): 0, 3, sqrt(18) = 4.24. TorchRay counts
+    # a hit when the distance is strictly below the tolerance.
+    assert pointing_game(maps, masks=gt, tolerance=1).tolist() == [True, False, False]
+    assert pointing_game(maps, masks=gt, tolerance=3).tolist() == [True, False, False]
+    assert pointing_game(maps, masks=gt, tolerance=3.01).tolist() == [True, True, False]
     assert pointing_game(maps, masks=gt, tolerance=4.25).tolist() == [True, True, True]
+
+
+def test_default_tolerance_is_torchrays_15px_scaled_to_the_map():
+    # 64 x 64: round(15 * 64 / 224) = 4 px. A peak 4 px from the object misses (not < 4),
+    # one at distance sqrt(9 + 4) = 3.6 hits; 4.29 px unrounded would have taken both.
+    gt = torch.zeros(2, 64, 64)
+    gt[:, 40:, 40:] = 1
+    maps = torch.zeros(2, 64, 64)
+    maps[0, 36, 40] = 1  # distance 4 to (40, 40)
+    maps[1, 37, 38] = 1  # distance sqrt(13)
+    assert pointing_game(maps, masks=gt).tolist() == [False, True]
+    assert pointing_game(maps, masks=gt, tolerance=4.3).tolist() == [True, True]
+    # At 224 x 224 the default is TorchRay's 15 px: 15 misses, sqrt(14**2 + 5**2) = 14.9 hits.
+    gt = torch.zeros(2, 224, 224)
+    gt[:, 100:, 100:] = 1
+    maps = torch.zeros(2, 224, 224)
+    maps[0, 85, 100] = 1
+    maps[1, 86, 95] = 1
+    assert pointing_game(maps, masks=gt).tolist() == [False, True]
 
 
 def test_pointing_game_with_boxes_and_labels():
     boxes = torch.tensor([[[6.0, 6.0, 10.0, 10.0], [0.0, 0.0, 2.0, 2.0]]]).repeat(3, 1, 1)
     labels = torch.tensor([[1, 2]]).repeat(3, 1)
     maps = peak_maps([(7, 7), (3, 6), (1, 1)])
-    hits = pointing_game(maps, boxes=boxes, box_labels=labels, target=1, tolerance=3)
+    hits = pointing_game(maps, boxes=boxes, box_labels=labels, target=1, tolerance=3.5)
     assert hits.tolist() == [True, True, False]  # (1, 1) is in the box of class 2
-    hits = pointing_game(maps, boxes=boxes, box_labels=labels, target=[1, 1, 2], tolerance=0)
+    hits = pointing_game(maps, boxes=boxes, box_labels=labels, target=1, tolerance=3)
+    assert hits.tolist() == [True, False, False]  # distance exactly 3: a miss
+    hits = pointing_game(maps, boxes=boxes, box_labels=labels, target=[1, 1, 2], tolerance=1)
     assert hits.tolist() == [True, False, True]
     # Same answer as the equivalent mask: box (6, 6, 10, 10) covers pixels 6..9.
     gt = torch.zeros(3, 10, 10)
     gt[:, 6:, 6:] = 1
-    for tol in (0, 2.9, 3, 4.2, 4.3):
+    for tol in (1, 2.9, 3, 3.1, 4.2, 4.3, None):
         assert torch.equal(
             pointing_game(maps, boxes=boxes[:, :1], tolerance=tol),
             pointing_game(maps, masks=gt, tolerance=tol),
@@ -54,19 +81,59 @@ def test_pointing_uses_the_first_maximum_and_channel_mean():
     maps[0, 0, 2, 2] = 2.0  # channel mean 2/3 < 1
     gt = torch.zeros(1, 4, 4)
     gt[0, 1, 1] = 1
-    assert pointing_game(maps, masks=gt, tolerance=0).item()
+    assert pointing_game(maps, masks=gt, tolerance=1).item()
+    ties = torch.zeros(1, 4, 4)
+    ties[0, 0, 3] = ties[0, 3, 0] = 1.0  # equal maxima: torch.argmax takes the first, (0, 3)
+    on_first, on_second = torch.zeros(2, 4, 4).unbind()
+    on_first[0, 3], on_second[3, 0] = 1, 1
+    assert pointing_game(ties, masks=on_first[None], tolerance=1).item()
+    assert not pointing_game(ties, masks=on_second[None], tolerance=1).item()
 
 
 def test_scaled_tolerance():
-    assert scaled_tolerance(224) == 15.0
-    assert scaled_tolerance(32) == pytest.approx(15 * 32 / 224)
-    assert scaled_tolerance(448, tolerance=10) == 20.0
+    assert scaled_tolerance(224) == 15 and isinstance(scaled_tolerance(224), int)
+    assert scaled_tolerance(64) == 4  # 4.29 rounded
+    assert scaled_tolerance(32) == 2  # 2.14
+    assert scaled_tolerance(112) == 8  # 7.5 rounded half up
+    assert scaled_tolerance((96, 200)) == 6  # the shorter side: 6.43
+    assert scaled_tolerance(4) == 1  # at least the peak pixel itself
+    assert scaled_tolerance(448, tolerance=10) == 20
     with pytest.raises(ValueError, match="`image_size` must be >= 1"):
         scaled_tolerance(0)
     with pytest.raises(TypeError, match="`image_size` must be an int"):
         scaled_tolerance(64.0)
+    with pytest.raises(ValueError, match="`image_size` must be an int or"):
+        scaled_tolerance((64, 64, 3))
     with pytest.raises(ValueError, match="`tolerance`"):
         scaled_tolerance(64, tolerance=-1)
+
+
+def test_pointing_accuracy_mean_over_classes_vs_per_pair():
+    # Class 0: 3 pairs, all hits; class 3: 1 pair, a miss; class 5: 2 pairs, 1 hit.
+    hits = torch.tensor([True, True, True, False, True, False])
+    classes = torch.tensor([0, 0, 0, 3, 5, 5])
+    scores = pointing_accuracy(hits, classes)
+    assert scores.mean_over_classes == pytest.approx((1 + 0 + 0.5) / 3)
+    assert scores.per_pair == pytest.approx(4 / 6)
+    assert pointing_accuracy([1.0, 0.0], [2, 2]) == (0.5, 0.5)
+    assert all(math.isnan(v) for v in pointing_accuracy([], []))
+    with pytest.raises(ValueError, match="one value per pair"):
+        pointing_accuracy(hits, classes[:3])
+    with pytest.raises(TypeError, match="integer class ids"):
+        pointing_accuracy(hits, classes.float())
+
+
+def test_streaming_pointing_accuracy_equals_the_one_shot_value():
+    hits = torch.tensor([True, True, True, False, True, False])
+    classes = torch.tensor([0, 0, 0, 3, 5, 5])
+    by_class, by_pair = PointingAccuracy(), PointingAccuracy(per_pair=True)
+    for chunk in (slice(0, 2), slice(2, 5), slice(5, 6)):
+        by_class.update(hits[chunk], classes[chunk])
+        by_pair.update(hits[chunk], classes[chunk])
+    expected = pointing_accuracy(hits, classes)
+    assert float(by_class.compute()) == pytest.approx(expected.mean_over_classes)
+    assert float(by_pair.compute()) == pytest.approx(expected.per_pair)
+    assert math.isnan(PointingAccuracy().compute())
 
 
 def test_threshold_boxes():
@@ -118,6 +185,8 @@ def test_bad_input():
         pointing_game(maps, masks=torch.zeros(2, 6, 6))
     with pytest.raises(ValueError, match="`tolerance` must be a finite number >= 0"):
         pointing_game(maps, masks=gt, tolerance=-1)
+    with pytest.raises(ValueError, match="`tolerance` must be > 0"):
+        pointing_game(maps, masks=gt, tolerance=0)
     with pytest.raises(ValueError, match="`boxes` must have shape \\(2, M, 4\\)"):
         pointing_game(maps, boxes=torch.zeros(2, 1, 3))
     with pytest.raises(ValueError, match="`box_labels` must have shape"):

@@ -7,6 +7,7 @@ from lightning.pytorch import Callback, Trainer
 
 from captum_ext.cli.main import main
 from captum_ext.data.shapes import ShapesDataModule
+from captum_ext.metrics import pointing_accuracy, pointing_game
 from captum_ext.models.shapes_classifier import ShapesClassifier
 from captum_ext.training.explainer_loss import ExplainerLoss, RTISLoss
 from captum_ext.training.explainer_module import ExplainerModule
@@ -81,6 +82,29 @@ def test_every_loss_term_is_logged(tmp_path):
             assert torch.isfinite(trainer.callback_metrics[f"{stage}/{term}"]), (stage, term)
     for metric in ("iou", "pointing"):  # the shapes world has ground-truth masks
         assert 0 <= trainer.callback_metrics[f"val/{metric}"] <= 1
+
+
+def test_val_pointing_is_the_class_mean_over_the_epochs_pairs(tmp_path):
+    module = ExplainerModule(num_classes=4, classifier=TinyCNN(4), arch="unet", arch_kwargs=UNET)
+    dm = ShapesDataModule(image_size=32, num_classes=4, num_train=8, num_val=12, num_test=4,
+                          batch_size=4)  # three validation batches, accumulated over the epoch
+    trainer = _trainer(tmp_path)
+    trainer.validate(module, datamodule=dm, verbose=False)
+    hits, classes = [], []
+    module.eval()
+    with torch.no_grad():
+        for batch in dm.val_dataloader():
+            gt = batch["masks"]
+            present = (batch["labels"] > 0.5) & (gt.flatten(2).amax(dim=2) > 0.5)
+            img, cls = present.nonzero(as_tuple=True)
+            maps = module(batch["image"])[img, cls].unsqueeze(1)
+            hits.append(pointing_game(maps, masks=gt[img, cls]))
+            classes.append(cls)
+    expected = pointing_accuracy(torch.cat(hits), torch.cat(classes))
+    assert expected.mean_over_classes != expected.per_pair  # the two conventions differ here
+    logged = trainer.callback_metrics
+    assert float(logged["val/pointing"]) == pytest.approx(expected.mean_over_classes)
+    assert float(logged["val/pointing_pairs"]) == pytest.approx(expected.per_pair)
 
 
 def test_rtis_variant_and_schedules_train(tmp_path):
