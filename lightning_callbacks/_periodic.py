@@ -20,11 +20,17 @@ class PeriodicAttributionCallback(Callback, abc.ABC):
     * ``trainer.fit``: every ``every_n_epochs`` epochs (epochs ``n - 1, 2n - 1, ...``),
       at the end of that epoch's validation loop, or at the end of the training epoch
       when no validation ran in it; and every ``every_n_steps`` optimizer steps, after
-      the training batch. Never during the sanity check.
+      the training batch. Never during the sanity check. When a step event and an epoch
+      event fall on the same optimizer step (the model has the same weights), the work
+      is done once, at the step event.
     * ``trainer.validate`` / ``trainer.test``: once, at the end of the loop.
+    * Nothing under ``fast_dev_run``: Lightning replaces the loggers with a
+      ``DummyLogger`` there, so the maps would go nowhere.
 
-    ``name`` prefixes every logged tag; with the periods it tells two instances apart in
-    checkpoints. Subclasses implement :meth:`log_event`.
+    ``name`` prefixes every logged tag and is the callback's key in checkpoints (two
+    instances of one class need two names); the periods are not part of it, so a run
+    resumed with other periods restores the same fixed samples. Subclasses implement
+    :meth:`log_event`.
     """
 
     def __init__(
@@ -49,6 +55,7 @@ class PeriodicAttributionCallback(Callback, abc.ABC):
             None if every_n_steps is None else check_positive_int(every_n_steps, "every_n_steps")
         )
         self._last_epoch: Optional[int] = None
+        #: ``global_step`` of the last event in ``fit``.
         self._last_step: Optional[int] = None
 
     @abc.abstractmethod
@@ -65,6 +72,9 @@ class PeriodicAttributionCallback(Callback, abc.ABC):
 
     def _epoch_event(self, trainer: Any, pl_module: Any) -> None:
         self._last_epoch = trainer.current_epoch
+        if trainer.global_step == self._last_step:
+            return  # a step event already explained the model with these weights
+        self._last_step = trainer.global_step
         self.log_event(trainer, pl_module)
 
     def on_train_batch_end(
@@ -73,7 +83,9 @@ class PeriodicAttributionCallback(Callback, abc.ABC):
         step = trainer.global_step
         # Once per optimizer step (gradient accumulation calls this per batch), never
         # before the first one.
-        if self.every_n_steps is None or step == 0 or step % self.every_n_steps:
+        if trainer.fast_dev_run or self.every_n_steps is None or step == 0:
+            return
+        if step % self.every_n_steps:
             return
         if step == self._last_step:
             return
@@ -81,7 +93,7 @@ class PeriodicAttributionCallback(Callback, abc.ABC):
         self.log_event(trainer, pl_module)
 
     def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-        if trainer.sanity_checking:
+        if trainer.sanity_checking or trainer.fast_dev_run:
             return
         if trainer.state.fn != "fit":
             self.log_event(trainer, pl_module)
@@ -89,18 +101,17 @@ class PeriodicAttributionCallback(Callback, abc.ABC):
             self._epoch_event(trainer, pl_module)
 
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-        if self._epoch_due(trainer):
+        if not trainer.fast_dev_run and self._epoch_due(trainer):
             self._epoch_event(trainer, pl_module)
 
     def on_test_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-        self.log_event(trainer, pl_module)
+        if not trainer.fast_dev_run:
+            self.log_event(trainer, pl_module)
 
     # ------------------------------------------------------------------ state
     @property
     def state_key(self) -> str:
-        return self._generate_state_key(
-            name=self.name, every_n_epochs=self.every_n_epochs, every_n_steps=self.every_n_steps
-        )
+        return self._generate_state_key(name=self.name)
 
     def state_dict(self) -> Dict[str, Any]:
         return {"samples": self.samples.state_dict()}

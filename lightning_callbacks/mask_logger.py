@@ -28,8 +28,9 @@ class MaskLogger(PeriodicAttributionCallback):
 
     Events: in ``fit``, every ``every_n_epochs`` epochs (at the end of the epoch's
     validation loop, or of the training epoch when no validation ran) and every
-    ``every_n_steps`` optimizer steps; once at the end of ``validate`` / ``test``; never
-    during the sanity check. The model is put in eval mode for the attribution and
+    ``every_n_steps`` optimizer steps (once when both fall on the same step); once at
+    the end of ``validate`` / ``test``; never during the sanity check nor under
+    ``fast_dev_run``. The model is put in eval mode for the attribution and
     every submodule's train/eval flag, ``requires_grad`` flag, ``.grad`` and hook set is
     restored afterwards; the global RNG state is forked, so a training run's weights
     are bit-identical with and without the callback.

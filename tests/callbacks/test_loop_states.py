@@ -65,8 +65,8 @@ class _Recorder(MaskLogger):
 
 
 def test_schedule_per_loop(tmp_path):
-    epochs = _Recorder(every_n_epochs=2)
-    steps = _Recorder(every_n_epochs=None, every_n_steps=3)
+    epochs = _Recorder(every_n_epochs=2, name="epochs")
+    steps = _Recorder(every_n_epochs=None, every_n_steps=3, name="steps")
     seed_everything(0)
     module = ExplainedModule(width=8)
     data = shapes_data()
