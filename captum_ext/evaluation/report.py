@@ -6,7 +6,7 @@ import json
 import math
 from collections import Counter
 from pathlib import Path
-from typing import Dict, Union
+from typing import Any, Dict, Sequence, Union
 
 from matplotlib.figure import Figure
 
@@ -139,27 +139,70 @@ def write_figure(result: EvaluationResult, path: PathLike) -> Path:
     return path
 
 
-def write_curves(result: EvaluationResult, path: PathLike) -> Path:
-    """Mean deletion and insertion curves of every method, side by side (Agg canvas)."""
+#: Line styles combined with the 10 colours of matplotlib's "tab10": 10 and 4 are
+#: coprime up to 20, so 20 methods get distinct (colour, style) pairs, and methods 10
+#: apart (which share a colour) never share a style.
+LINE_STYLES = ("-", "--", "-.", ":")
+MARKERS = (None, "o", "s", "^", "v", "D")
+
+
+def curve_styles(methods: Sequence[str]) -> Dict[str, Dict[str, Any]]:
+    """``method -> plot keywords`` (colour, line style, marker) unique to each method.
+
+    Method ``i`` gets colour ``i % 10`` of "tab10", style ``i % 4`` and, past 20
+    methods, a marker ``i // 20``: no two methods share (colour, style, marker).
+
+    Examples
+    --------
+    >>> styles = curve_styles([f"m{i}" for i in range(12)])
+    >>> [tuple(styles[m].values()) for m in ("m0", "m1", "m10")]
+    [('C0', '-', None), ('C1', '--', None), ('C0', '-.', None)]
+    """
+    if len(methods) > len(MARKERS) * 20:
+        raise ValueError(f"at most {len(MARKERS) * 20} methods can be told apart in one plot")
+    return {
+        method: {
+            "color": f"C{i % 10}",
+            "linestyle": LINE_STYLES[i % len(LINE_STYLES)],
+            "marker": MARKERS[i // 20],
+        }
+        for i, method in enumerate(methods)
+    }
+
+
+def curves_figure(result: EvaluationResult) -> Figure:
+    """Mean deletion and insertion curves of every method, side by side (Agg canvas).
+
+    Every method has its own (colour, line style) pair (:func:`curve_styles`), the same
+    in both panels; one legend to the right of the panels.
+    """
     if not result.curves or not result.curve_fractions:
         raise ValueError("the result holds no curves")
-    fig = Figure(figsize=(10, 4))
+    fig = Figure(figsize=(12, 4.5))
     axes = fig.subplots(1, 2)
     titles = {"deletion_curve": "Deletion (lower is better)",
               "insertion_curve": "Insertion (higher is better)"}
+    styles = curve_styles(result.methods)
     for ax, (key, title) in zip(axes, titles.items()):
         for method in result.methods:
-            ax.plot(result.curve_fractions, result.curves[method][key], label=method)
+            ax.plot(result.curve_fractions, result.curves[method][key], label=method,
+                    linewidth=1.6, markersize=3, markevery=4, **styles[method])
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("fraction of pixels removed" if key == "deletion_curve"
                       else "fraction of pixels inserted")
         ax.set_ylabel(f"target score ({result.settings.get('score', '?')})")
         ax.set_xlim(0, 1)
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center right", fontsize=8, handlelength=3.5)
+    fig.tight_layout(rect=(0, 0, 0.86, 1))
+    return fig
+
+
+def write_curves(result: EvaluationResult, path: PathLike) -> Path:
+    """Save :func:`curves_figure` as a PNG."""
     path = Path(path)
-    fig.savefig(path, dpi=100)
+    curves_figure(result).savefig(path, dpi=100)
     return path
 
 
