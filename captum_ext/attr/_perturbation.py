@@ -14,10 +14,11 @@ from typing import Any, Callable, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
+from captum_ext._utils.forward import batched_outputs
 from captum_ext._utils.scores import target_scores
 from captum_ext._utils.validation import check_positive_int, check_same_device, check_tensor
 from captum_ext.fillers.base import Filler
-from captum_ext.metrics._forward import Perturber, batched_outputs
+from captum_ext.fillers.perturber import Perturber
 
 #: ``holes_for(start, stop)`` -> ``(stop - start, N, 1, H, W)`` bool masks of perturbations.
 HolesFor = Callable[[int, int], Tensor]

@@ -11,11 +11,11 @@ from captum.log import log_usage
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from captum_ext._utils.forward import select_args
 from captum_ext._utils.validation import TargetLike, check_choice, check_positive_int
 from captum_ext.attr._base import MaskAttribution
 from captum_ext.fillers.base import Filler, check_filler, remove
 from captum_ext.fillers.blur import Blur
-from captum_ext.metrics._forward import select_args
 
 RANKS = ("descent", "abs")
 

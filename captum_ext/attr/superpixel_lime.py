@@ -7,7 +7,6 @@ from typing import Any, Callable, Optional, Tuple, Union
 import numpy as np
 import torch
 from captum.log import log_usage
-from skimage.segmentation import slic
 from torch import Tensor
 
 from captum_ext._utils.validation import (
@@ -44,6 +43,9 @@ def slic_superpixels(
     (torch.Size([2, 1, 32, 32]), 0)
     """
     images = pixels.detach().permute(0, 2, 3, 1).double().cpu().numpy()
+    # Imported here: scikit-image loads SciPy, seconds that `import captum_ext.attr` should not pay.
+    from skimage.segmentation import slic
+
     labels = []
     for image in images:
         segments = slic(

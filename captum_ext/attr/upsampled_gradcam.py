@@ -9,10 +9,10 @@ from captum.attr import GradientAttribution, LayerAttribution, LayerGradCam
 from captum.log import log_usage
 from torch import Tensor, nn
 
+from captum_ext._utils.forward import forward_args, select_args
 from captum_ext._utils.model_state import modules_of, preserved_state
 from captum_ext._utils.scores import as_logits
 from captum_ext._utils.validation import TargetLike, check_inputs, check_model_device, format_target
-from captum_ext.metrics._forward import forward_args, select_args
 
 
 #: Layers that only resample the map before them: Grad-CAM looks at the map they resample.

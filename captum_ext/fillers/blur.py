@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 from torch import Tensor
-from torchvision.transforms.v2.functional import gaussian_blur
 
 from captum_ext._utils.validation import check_non_negative
 from captum_ext.fillers.base import Filler
@@ -32,6 +31,9 @@ def blur(images: Tensor, sigma: float) -> Tensor:
     """
     if sigma == 0:
         return images
+    # Imported here: torchvision takes about a second to import, and only blurring needs it.
+    from torchvision.transforms.v2.functional import gaussian_blur
+
     k = gaussian_kernel_size(sigma, images.shape[-2], images.shape[-1])
     return gaussian_blur(images, kernel_size=[k, k], sigma=[sigma, sigma])
 

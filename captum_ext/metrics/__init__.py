@@ -3,7 +3,6 @@
 from captum_ext.metrics.entropy import max_entropy, reference_entropy
 from captum_ext.metrics.localisation import (
     POINTING_TOLERANCE,
-    PointingAccuracy,
     PointingScores,
     box_iou_pairs,
     choose_alpha,
@@ -88,3 +87,13 @@ __all__ = [
     "spearman",
     "threshold_boxes",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # PointingAccuracy is a torchmetrics Metric (the lightning extra): imported on first
+    # use so that the rest of the metrics need torch only.
+    if name == "PointingAccuracy":
+        from captum_ext.metrics.streaming import PointingAccuracy
+
+        return PointingAccuracy
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,11 +8,12 @@ from typing import Any, Callable, Optional
 import torch
 from torch import Tensor
 
+from captum_ext._utils.forward import batched_outputs, check_model
 from captum_ext._utils.scores import entropy
 from captum_ext._utils.validation import check_positive_int
 from captum_ext.fillers.base import Filler
+from captum_ext.fillers.perturber import Perturber
 from captum_ext.metrics._checks import check_images
-from captum_ext.metrics._forward import Perturber, batched_outputs, check_model
 
 
 def reference_entropy(

@@ -12,8 +12,6 @@ from typing import NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
-from torchmetrics import Metric
-from torchmetrics.utilities import dim_zero_cat
 
 from captum_ext._utils.validation import (
     TargetLike,
@@ -245,41 +243,6 @@ def pointing_accuracy(hits: object, classes: object) -> PointingScores:
     count = torch.zeros(int(index.max()) + 1, dtype=torch.float64)
     per_class = count.index_add(0, index, hits) / count.index_add(0, index, torch.ones_like(hits))
     return PointingScores(float(per_class.mean()), float(hits.mean()))
-
-
-class PointingAccuracy(Metric):
-    """:func:`pointing_accuracy` accumulated over batches (and ranks): TorchRay's counters.
-
-    ``update(hits, classes)`` per batch; ``compute()`` gives the mean over classes, or
-    the hit rate over pairs with ``per_pair=True``. The pairs are gathered across
-    processes in a distributed run.
-
-    Examples
-    --------
-    >>> metric = PointingAccuracy()
-    >>> metric.update(torch.tensor([True, True]), torch.tensor([0, 0]))
-    >>> metric.update(torch.tensor([True, False]), torch.tensor([0, 1]))
-    >>> metric.compute()
-    tensor(0.5000)
-    """
-
-    full_state_update = False
-
-    def __init__(self, per_pair: bool = False, **kwargs: object) -> None:
-        super().__init__(**kwargs)
-        self.per_pair = per_pair
-        self.add_state("hits", default=[], dist_reduce_fx="cat")
-        self.add_state("classes", default=[], dist_reduce_fx="cat")
-
-    def update(self, hits: Tensor, classes: Tensor) -> None:  # noqa: D102
-        self.hits.append(_as_vector(hits, "hits").detach().float())
-        self.classes.append(_as_vector(classes, "classes").detach().long())
-
-    def compute(self) -> Tensor:  # noqa: D102
-        if len(self.hits) == 0:  # no update yet
-            return torch.tensor(math.nan)
-        scores = pointing_accuracy(dim_zero_cat(self.hits), dim_zero_cat(self.classes))
-        return torch.tensor(scores.per_pair if self.per_pair else scores.mean_over_classes)
 
 
 def threshold_boxes(attributions: Tensor, alpha: float = 0.5) -> Tensor:

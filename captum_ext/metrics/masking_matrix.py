@@ -7,12 +7,13 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 from torch import Tensor
 
+from captum_ext._utils.forward import batched_outputs, check_model
 from captum_ext._utils.scores import check_score, to_scores
 from captum_ext._utils.validation import check_same_device, check_tensor
 from captum_ext.fillers.base import Filler, check_filler
 from captum_ext.fillers.constant import Constant
+from captum_ext.fillers.perturber import Perturber
 from captum_ext.metrics._checks import check_images
-from captum_ext.metrics._forward import Perturber, batched_outputs, check_model
 
 #: Stalder et al.'s nine thresholds 0.1, 0.2, ..., 0.9.
 DEFAULT_THRESHOLDS = tuple(round(0.1 * i, 1) for i in range(1, 10))

@@ -11,12 +11,13 @@ from typing import Any, Callable, NamedTuple, Optional
 import torch
 from torch import Tensor
 
+from captum_ext._utils.forward import batched_outputs, check_model
 from captum_ext._utils.scores import check_score, target_scores
 from captum_ext._utils.validation import TargetLike, check_positive_int
 from captum_ext.fillers.base import Filler, check_filler
 from captum_ext.fillers.constant import Constant
+from captum_ext.fillers.perturber import Perturber
 from captum_ext.metrics._checks import check_images, check_map, check_targets
-from captum_ext.metrics._forward import Perturber, batched_outputs, check_model
 
 #: Steps of the curves: RISE removes 224 * 8 pixels per step at 224 x 224, i.e. 1/28;
 #: a fraction rather than a pixel count keeps curves comparable across image sizes.

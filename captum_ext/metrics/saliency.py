@@ -9,9 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from captum_ext._utils.forward import batched_outputs, check_model
 from captum_ext._utils.validation import TargetLike, check_choice
 from captum_ext.fillers.base import Filler, check_filler
 from captum_ext.fillers.constant import Constant
+from captum_ext.fillers.perturber import Perturber
 from captum_ext.metrics._checks import (
     check_fraction,
     check_images,
@@ -21,7 +23,6 @@ from captum_ext.metrics._checks import (
     check_unit_mask,
     label_matrix,
 )
-from captum_ext.metrics._forward import Perturber, batched_outputs, check_model
 from captum_ext.metrics.localisation import threshold_boxes
 
 #: Smallest area of both metrics (Dabkowski & Gal's 0.05).

@@ -17,9 +17,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from skimage.feature import hog
 from torch import Tensor
-from torchmetrics.functional import pearson_corrcoef, spearman_corrcoef
 
 from captum_ext._utils.validation import check_positive_int
 from captum_ext.metrics._checks import check_map
@@ -40,6 +38,13 @@ def _pair(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
 
 def _flat_constant(x: Tensor) -> Tensor:
     return (x == x[:, :1]).all(dim=1)
+
+
+def _pearson_rows(a: Tensor, b: Tensor) -> Tensor:
+    """Pearson correlation of each row of ``a`` with the same row of ``b`` (NaN if flat)."""
+    a = a - a.mean(dim=1, keepdim=True)
+    b = b - b.mean(dim=1, keepdim=True)
+    return (a * b).sum(dim=1) / (a.norm(dim=1) * b.norm(dim=1))
 
 
 def map_ssim(
@@ -116,6 +121,9 @@ def hog_features(maps: Tensor, pixels_per_cell: Optional[int] = None) -> Tensor:
         raise ValueError(
             f"`pixels_per_cell`={cell} leaves fewer than 3 cells (one HOG block) on a {h} x {w} map"
         )
+    # Imported here: scikit-image loads SciPy, too slow for `import captum_ext.metrics`.
+    from skimage.feature import hog
+
     arrays = maps[:, 0].detach().double().cpu().numpy()
     features = np.stack(
         [hog(m, pixels_per_cell=(cell, cell), cells_per_block=(3, 3)) for m in arrays]
@@ -136,7 +144,7 @@ def hog_pearson(maps_a: Tensor, maps_b: Tensor, *, pixels_per_cell: Optional[int
     """
     a, b = _pair(maps_a, maps_b)
     fa, fb = hog_features(a, pixels_per_cell), hog_features(b, pixels_per_cell)
-    r = pearson_corrcoef(fa.T, fb.T).reshape(-1)
+    r = _pearson_rows(fa, fb)
     flat = _flat_constant(fa) | _flat_constant(fb)
     return torch.where(flat, torch.nan, r).to(a.dtype)
 
@@ -154,8 +162,11 @@ def spearman(maps_a: Tensor, maps_b: Tensor) -> Tensor:
     True
     """
     a, b = _pair(maps_a, maps_b)
+    from scipy.stats import rankdata  # average ranks of ties; SciPy is slow to import
+
     fa, fb = a.flatten(1).double(), b.flatten(1).double()
-    r = spearman_corrcoef(fa.T, fb.T).reshape(-1)
+    ranks = [torch.from_numpy(rankdata(f.cpu().numpy(), axis=1)).to(f.device) for f in (fa, fb)]
+    r = _pearson_rows(*ranks)
     flat = _flat_constant(fa) | _flat_constant(fb)
     return torch.where(flat, torch.nan, r).to(a.dtype)
 

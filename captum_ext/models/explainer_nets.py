@@ -15,7 +15,6 @@ from typing import Any, Callable, Dict, Mapping, Optional, Union
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.models.segmentation import deeplabv3_resnet50, lraspp_mobilenet_v3_large
 
 from captum_ext._utils.validation import check_positive_int
 
@@ -200,6 +199,9 @@ def deeplabv3_resnet50_explainer(
         (<https://github.com/stevenstalder/NN-Explainer>) used an ImageNet backbone; the
         paper text says "from scratch".
     """
+    # torchvision's model zoo takes seconds to import: only the factories that use it do.
+    from torchvision.models.segmentation import deeplabv3_resnet50
+
     net = deeplabv3_resnet50(weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False)
     if weights_backbone is not None:
         _load_backbone(net.backbone, weights_backbone, ("fc.",), "")
@@ -218,6 +220,8 @@ def lraspp_mobilenet_v3_large_explainer(
     weights_backbone : path, optional
         A local torchvision MobileNetV3-Large state dict loaded into the backbone.
     """
+    from torchvision.models.segmentation import lraspp_mobilenet_v3_large
+
     net = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=num_classes)
     if weights_backbone is not None:
         _load_backbone(net.backbone, weights_backbone, ("classifier.",), "features.")

@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from captum_ext.fillers import Constant, Filler, Inpaint, UniformNoise
+from captum_ext.fillers.perturber import Perturber, fill_holes
 from captum_ext.inpainters import OpenCVInpainter
-from captum_ext.metrics._forward import Perturber, fill_holes
 
 
 def _holes(p, n, h=12, w=10, seed=0):

@@ -1,77 +1,18 @@
-"""Batched forward passes over many perturbed copies of a few images.
+"""Fill binary holes of many copies of a few images with a filler, batch by batch.
 
-Metrics such as the deletion curve build ``N * S`` perturbed images from ``N`` inputs.
-:func:`batched_outputs` builds them chunk by chunk (``batch_size`` images at a time, no
-per-image Python loop) and returns the classifier's outputs for all of them.
+Used wherever an image is perturbed many times (perturbation methods, deletion /
+insertion curves, saliency metric, entropy of references): a filler whose reference
+does not depend on the holes is called once per image, not once per copy.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Tuple
+from typing import Optional
 
 import torch
-from captum._utils.common import _format_additional_forward_args
 from torch import Tensor
-from tqdm.auto import tqdm
 
-from captum_ext._utils.scores import as_logits
-from captum_ext._utils.validation import check_model_device, check_positive_int
 from captum_ext.fillers.base import Filler, check_filler
-
-#: ``build(start, stop) -> (images, example_index)`` for copies ``start..stop-1``.
-ChunkBuilder = Callable[[int, int], Tuple[Tensor, Tensor]]
-
-
-def forward_args(additional_forward_args: Any) -> Tuple[Any, ...]:
-    """Captum-style ``additional_forward_args`` as a tuple."""
-    return _format_additional_forward_args(additional_forward_args) or ()
-
-
-def select_args(args: Tuple[Any, ...], index: Tensor, num_examples: int) -> Tuple[Any, ...]:
-    """Per-example extra arguments (tensors with ``N`` rows) follow the copies' examples."""
-    return tuple(
-        a[index] if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == num_examples else a
-        for a in args
-    )
-
-
-def batched_outputs(
-    forward_func: Callable[..., Tensor],
-    build: ChunkBuilder,
-    total: int,
-    num_examples: int,
-    batch_size: int,
-    additional_forward_args: Any = None,
-    show_progress: bool = False,
-    desc: str = "forward",
-) -> Tensor:
-    """Outputs ``(total, K)`` of ``forward_func`` on ``total`` built images, in chunks.
-
-    Parameters
-    ----------
-    forward_func : callable
-        The classifier, ``forward_func(images, *additional_forward_args)``.
-    build : callable
-        ``build(start, stop)`` returns the images of copies ``start..stop-1`` and the
-        index of the example each copy comes from.
-    total : int
-        Number of copies.
-    num_examples : int
-        Batch size ``N`` of the original inputs (to select per-example extra args).
-    batch_size : int
-        Copies per forward pass.
-    """
-    check_positive_int(batch_size, "batch_size")
-    args = forward_args(additional_forward_args)
-    outputs = []
-    starts = range(0, total, batch_size)
-    with torch.no_grad():
-        for start in tqdm(starts, desc=desc, disable=not show_progress, leave=False):
-            stop = min(start + batch_size, total)
-            images, index = build(start, stop)
-            out = as_logits(forward_func(images, *select_args(args, index, num_examples)))
-            outputs.append(out.float())
-    return torch.cat(outputs)
 
 
 class Perturber:
@@ -135,10 +76,3 @@ def fill_holes(images: Tensor, reference: Tensor, holes: Tensor) -> Tensor:
     tensor([[[[0., 1.]]]])
     """
     return torch.lerp(images, reference, holes.to(images.dtype))
-
-
-def check_model(forward_func: object, inputs: Tensor) -> None:
-    """A callable classifier on the inputs' device."""
-    if not callable(forward_func):
-        raise TypeError(f"`forward_func` must be callable, got {type(forward_func).__name__}")
-    check_model_device(forward_func, inputs)
