@@ -15,9 +15,8 @@ import torch
 from captum.attr import LayerAttribution
 from torch import Tensor, nn
 
-from captum_ext._utils.model_state import preserved_state
-from captum_ext._utils.scores import as_logits
 from captum_ext.metrics import attribution_map
+from captum_ext.utils import as_logits, preserved_state
 from lightning_callbacks._batch import Samples, TargetPolicy, select_targets
 
 #: A method: a class path or name (``"captum.attr.Saliency"``, ``"Saliency"``), an
@@ -65,7 +64,7 @@ def attribution_context(modules: Sequence[nn.Module], device: torch.device) -> I
       evaluation and prediction loops run under inference mode (or ``no_grad``);
       tensors created inside this block are ordinary tensors.
     * Every submodule in eval mode and every parameter frozen, restored on exit with
-      ``.grad`` and hooks (:func:`~captum_ext._utils.model_state.preserved_state`), so a
+      ``.grad`` and hooks (:func:`~captum_ext.utils.preserved_state`), so a
       call from a training hook leaves the run exactly as it was.
     * The global RNG state (CPU and the device's) is forked, so methods drawing from it
       do not change the training run's later random draws.

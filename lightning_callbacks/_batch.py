@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping, Optional, Union
 import torch
 from torch import Tensor
 
-from captum_ext._utils.validation import check_inputs, format_target
+from captum_ext.utils import check_inputs, format_target
 
 #: ``target=`` policies of the callbacks (an int is a fixed class).
 TargetPolicy = Union[str, int]

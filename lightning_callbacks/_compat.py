@@ -9,10 +9,12 @@ Lightning checks them with ``isinstance``.
 
 from __future__ import annotations
 
+from captum_ext.utils import require
+
 try:
     import lightning.pytorch as pl
 except ImportError:  # pragma: no cover - exercised in a subprocess test
-    import pytorch_lightning as pl  # type: ignore[no-redef]
+    pl = require("pytorch_lightning", extra="lightning")
 
 Callback = pl.Callback
 LightningModule = pl.LightningModule

@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from typing import Any, Dict, Optional
 
-from captum_ext._utils.validation import check_positive_int
+from captum_ext.utils import check_positive_int
 from lightning_callbacks._attribution import AttributionSpec
 from lightning_callbacks._batch import TargetPolicy, check_target_policy
 from lightning_callbacks._compat import Callback

@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional
 import torch
 from torch.utils.data import DataLoader
 
-from captum_ext._utils.validation import check_positive_int
+from captum_ext.utils import check_positive_int
 from lightning_callbacks._batch import Samples, Unpack, unpack_batch
 
 

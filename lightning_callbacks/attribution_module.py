@@ -7,7 +7,7 @@ from typing import Any, Dict, Mapping, Optional
 import torch
 from torch import Tensor, nn
 
-from captum_ext._utils.validation import check_choice
+from captum_ext.utils import check_choice
 from lightning_callbacks._attribution import AttributionFn, AttributionSpec, MethodLike
 from lightning_callbacks._batch import TargetPolicy, Unpack, check_target_policy, unpack_batch
 from lightning_callbacks._compat import LightningModule

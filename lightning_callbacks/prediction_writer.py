@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from captum_ext._utils.validation import check_positive_int
+from captum_ext.utils import check_positive_int
 from lightning_callbacks._compat import BasePredictionWriter
 from lightning_callbacks.shards import (
     INDEX_FILE,

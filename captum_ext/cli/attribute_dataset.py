@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
-from jsonargparse import CLI
-from lightning.pytorch import LightningDataModule
 from torch import nn
+
+from captum_ext.utils import require
+
+CLI = require("jsonargparse", extra="lightning").CLI
+LightningDataModule = require("lightning.pytorch", extra="lightning").LightningDataModule
 
 
 def _attribute_dataset(
@@ -58,7 +61,7 @@ def _attribute_dataset(
     """
     from captum_ext.data.shapes import ShapesDataModule
     from captum_ext.models.pretrained import load_shapes_classifier
-    from captum_ext.training.export import load_weights
+    from captum_ext.models.weights import load_weights
     from lightning_callbacks import AttributionModule, AttributionWriter
     from lightning_callbacks._compat import Trainer
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import List, Optional
 
-from jsonargparse import CLI
+from captum_ext.utils import require
+
+CLI = require("jsonargparse", extra="lightning").CLI
 
 
 def benchmark_table(

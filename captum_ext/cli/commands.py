@@ -5,16 +5,16 @@ from __future__ import annotations
 import json
 from typing import List, Optional
 
-from jsonargparse import CLI
+from captum_ext.utils import require
+
+CLI = require("jsonargparse", extra="lightning").CLI
 
 
 def train_classifier(argv: List[str]) -> None:
     """``captum-ext train-classifier [--preset shapes_classifier] [LightningCLI options]``."""
-    from captum_ext.cli.lightning_cli import run_training
-    from captum_ext.data.shapes import ShapesDataModule
-    from captum_ext.training.classifier_module import ClassifierModule
+    from captum_ext.training.presets import fit
 
-    run_training(ClassifierModule, ShapesDataModule, argv)
+    fit("classifier", argv)
 
 
 def train_explainer(argv: List[str]) -> None:
@@ -23,21 +23,16 @@ def train_explainer(argv: List[str]) -> None:
     Trains a learned Explainer (Stalder et al. 2022) against a frozen classifier; the data
     module is chosen in the config (``data.class_path``: shapes world, VOC-2007, COCO-2014).
     """
-    from lightning.pytorch import LightningDataModule
+    from captum_ext.training.presets import fit
 
-    from captum_ext.cli.lightning_cli import run_training
-    from captum_ext.training.explainer_module import ExplainerModule
-
-    run_training(ExplainerModule, LightningDataModule, argv, subclass_mode_data=True)
+    fit("explainer", argv)
 
 
 def train_inpainter(argv: List[str]) -> None:
     """``captum-ext train-inpainter [--preset shapes_inpainter] [--data.image_dir DIR] [...]``."""
-    from captum_ext.cli.lightning_cli import run_training
-    from captum_ext.data.inpainting import InpaintingDataModule
-    from captum_ext.training.inpainter_module import InpainterModule
+    from captum_ext.training.presets import fit
 
-    run_training(InpainterModule, InpaintingDataModule, argv)
+    fit("inpainter", argv)
 
 
 def _check_classifier(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import List, Optional
 
-from jsonargparse import CLI
-
 from captum_ext.cli.options import check_methods
+from captum_ext.utils import require
+
+CLI = require("jsonargparse", extra="lightning").CLI
 
 
 def demo(

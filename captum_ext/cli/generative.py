@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from jsonargparse import CLI
-
 from captum_ext.cli.options import check_methods
+from captum_ext.utils import require
+
+CLI = require("jsonargparse", extra="lightning").CLI
 
 
 def removal_effectiveness(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any, List, Optional
 
-from jsonargparse import CLI
+from captum_ext.utils import require
+
+CLI = require("jsonargparse", extra="lightning").CLI
 
 
 def _write(output_dir: str, name: str, markdown: str, payload: Any) -> None:
-    from captum_ext._utils.report_files import write_markdown_json
+    from captum_ext.utils import write_markdown_json
 
     paths = write_markdown_json(output_dir, name, markdown, payload)
     print(markdown)

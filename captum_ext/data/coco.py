@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.datasets import CocoDetection
 
+from captum_ext._utils.optional import require
 from captum_ext.data.resize import image_to_inputs, resize_label_map, scale_boxes
 from captum_ext.data.splits import SplitDataModule
 from captum_ext.fillers.image_space import ImageSpace
@@ -63,6 +64,7 @@ class COCODataset(Dataset):
         with_masks: bool = True,
         normalize: bool = True,
     ) -> None:
+        require("pycocotools", extra="coco")  # CocoDetection reads the annotations with it
         self.source = CocoDetection(str(image_dir), str(annotation_file))
         coco = self.source.coco
         self.category_ids: List[int] = sorted(coco.getCatIds())

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from typing import Sequence, Tuple
 
-import cv2
 import numpy as np
 from skimage.segmentation import slic
+
+from captum_ext._utils.optional import require
+
+cv2 = require("cv2", extra="inpaint")
 
 HOLE_KINDS: Tuple[str, ...] = ("box", "superpixels", "strokes", "blob")
 

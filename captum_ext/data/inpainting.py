@@ -5,15 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
-import cv2
 import numpy as np
 import torch
-from lightning.pytorch import LightningDataModule
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from captum_ext._utils.optional import require
 from captum_ext.data.holes import HOLE_KINDS, random_holes
 from captum_ext.data.shapes_world import generate_backgrounds
+
+cv2 = require("cv2", extra="inpaint")
+LightningDataModule = require("lightning.pytorch", extra="lightning").LightningDataModule
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 

@@ -1,4 +1,4 @@
-"""The shapes world as a torch ``Dataset`` and a ``LightningDataModule``."""
+"""The shapes world as a torch ``Dataset`` (and, with Lightning, a ``LightningDataModule``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import torch
 from torch.utils.data import Dataset
 
 from captum_ext.data.shapes_world import SHAPE_NAMES, generate_shapes
-from captum_ext.data.splits import SplitDataModule
 from captum_ext.fillers.image_space import ImageSpace
 
 #: Normalisation of the shapes world (its measured pixel mean is 0.50 and std 0.25),
@@ -107,65 +106,12 @@ class ShapesDataset(Dataset):
         }
 
 
-class ShapesDataModule(SplitDataModule):
-    """Train / val / test splits of the shapes world.
+def __getattr__(name: str) -> Any:
+    # ShapesDataModule is a LightningDataModule: it lives in its own module so that the
+    # Dataset above imports without Lightning (an optional extra), and is still found
+    # here under its documented name (``captum_ext.data.shapes.ShapesDataModule``).
+    if name == "ShapesDataModule":
+        from captum_ext.data.shapes_datamodule import ShapesDataModule
 
-    Parameters
-    ----------
-    image_size, num_classes, seed
-        As :class:`ShapesDataset`.
-    num_train, num_val, num_test : int
-        Split sizes.
-    batch_size : int
-        Batch size of every loader.
-    num_workers : int
-        DataLoader workers (0 is fine: samples are precomputed).
-    max_objects : int
-        Up to this many objects per image.
-    train_max_objects : int, optional
-        Up to this many objects per *training* image (default ``max_objects``); e.g. 1
-        trains on single-object scenes while validating and testing on the usual ones.
-
-    Examples
-    --------
-    >>> dm = ShapesDataModule(num_train=16, num_val=8, num_test=8, image_size=32, batch_size=4)
-    >>> dm.setup("fit")
-    >>> next(iter(dm.train_dataloader()))["image"].shape
-    torch.Size([4, 3, 32, 32])
-    """
-
-    def __init__(
-        self,
-        image_size: int = 64,
-        num_classes: int = 6,
-        seed: int = 0,
-        num_train: int = 10000,
-        num_val: int = 1000,
-        num_test: int = 1000,
-        batch_size: int = 64,
-        num_workers: int = 0,
-        max_objects: int = 3,
-        train_max_objects: Optional[int] = None,
-    ) -> None:
-        super().__init__()
-        self.save_hyperparameters()
-        self.train_set: Optional[ShapesDataset] = None
-        self.val_set: Optional[ShapesDataset] = None
-        self.test_set: Optional[ShapesDataset] = None
-
-    def _dataset(self, split: str, size: int) -> ShapesDataset:
-        hp = self.hparams
-        objects = hp.max_objects
-        if split == "train" and hp.train_max_objects is not None:
-            objects = hp.train_max_objects
-        return ShapesDataset(
-            size, hp.image_size, hp.num_classes, hp.seed, split, max_objects=objects
-        )
-
-    def setup(self, stage: Optional[str] = None) -> None:
-        if stage in (None, "fit") and self.train_set is None:
-            self.train_set = self._dataset("train", self.hparams.num_train)
-        if stage in (None, "fit", "validate") and self.val_set is None:
-            self.val_set = self._dataset("val", self.hparams.num_val)
-        if stage in (None, "test", "predict") and self.test_set is None:
-            self.test_set = self._dataset("test", self.hparams.num_test)
+        return ShapesDataModule
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
-from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
+from captum_ext._utils.optional import require
 from captum_ext.data.samples import collate_samples
+
+LightningDataModule = require("lightning.pytorch", extra="lightning").LightningDataModule
 
 
 class SplitDataModule(LightningDataModule):

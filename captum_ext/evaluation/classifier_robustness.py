@@ -7,17 +7,21 @@ from typing import Dict, Mapping, Optional
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
-from torchmetrics.functional.classification import multilabel_exact_match
-from torchmetrics.functional.image import (
-    multiscale_structural_similarity_index_measure,
-    structural_similarity_index_measure,
-)
 from tqdm.auto import tqdm
 
-from captum_ext._utils.model_state import preserved_state
 from captum_ext.data.object_masking import default_dilation, dilate, keep_only, remove_objects
 from captum_ext.data.samples import collate_samples
 from captum_ext.fillers import Blur, Constant, Filler, ImageSpace
+from captum_ext.utils import preserved_state, require
+
+multilabel_exact_match = require(
+    "torchmetrics.functional.classification", extra="report"
+).multilabel_exact_match
+_image_metrics = require("torchmetrics.functional.image", extra="report")
+structural_similarity_index_measure = _image_metrics.structural_similarity_index_measure
+multiscale_structural_similarity_index_measure = (
+    _image_metrics.multiscale_structural_similarity_index_measure
+)
 
 
 def default_removal_fillers() -> Dict[str, Filler]:

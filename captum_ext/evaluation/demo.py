@@ -12,19 +12,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import platform
 import time
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, Iterator, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Mapping, Optional, Sequence, Union
 
 import torch
 from tqdm.auto import tqdm
 
-from captum_ext._utils.report_files import to_json, write_markdown_json
 from captum_ext.evaluation.harness import EvaluationResult
+from captum_ext.utils import to_json, write_markdown_json
 
 PathLike = Union[str, Path]
 
@@ -108,48 +106,36 @@ FULL = DemoSettings(
 )
 
 
-@contextmanager
-def checkpoint_directory(path: Optional[PathLike]) -> Iterator[None]:
-    """Load checkpoints from ``path`` first (``CAPTUM_EXT_CHECKPOINTS``) inside the block."""
-    if path is None:
-        yield
-        return
-    previous = os.environ.get("CAPTUM_EXT_CHECKPOINTS")
-    os.environ["CAPTUM_EXT_CHECKPOINTS"] = str(path)
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("CAPTUM_EXT_CHECKPOINTS", None)
-        else:
-            os.environ["CAPTUM_EXT_CHECKPOINTS"] = previous
+#: The shipped networks ``--retrain`` trains, in order (the Explainer, RTIS and the removal
+#: table depend on the classifier): name -> (task, preset) of
+#: :func:`~captum_ext.training.presets.train_preset`.
+RETRAINED = {
+    "shapes_classifier": ("classifier", "shapes_classifier"),
+    "shapes_inpainter": ("inpainter", "shapes_inpainter"),
+    "shapes_explainer": ("explainer", "shapes_explainer"),
+    "shapes_explainer_rtis": ("explainer", "shapes_explainer_rtis"),
+}
 
 
 def retrain_checkpoints(directory: PathLike, root_dir: PathLike) -> Dict[str, Path]:
     """Train every shipped checkpoint from scratch with its preset into ``directory``.
 
-    The classifier first (the Explainer, RTIS and the removal table depend on it), then
-    the inpainter, the Explainer and RTIS, each with ``captum-ext train-* --preset``.
-    Hours on CPU; minutes on a GPU.
+    The Explainers are trained against the classifier retrained here. Hours on CPU;
+    minutes on a GPU. Returns ``name -> weights file``; load them with the
+    ``checkpoint_dir=directory`` argument of the ``models.pretrained`` loaders.
     """
-    from captum_ext.cli.commands import train_classifier, train_explainer, train_inpainter
+    from captum_ext.training.presets import train_preset
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    jobs = [
-        ("shapes_classifier", train_classifier, ["--preset", "shapes_classifier"]),
-        ("shapes_inpainter", train_inpainter, ["--preset", "shapes_inpainter"]),
-        ("shapes_explainer", train_explainer, ["--preset", "shapes_explainer"]),
-        ("shapes_explainer_rtis", train_explainer, ["--preset", "shapes_explainer_rtis"]),
-    ]
+    classifier = directory / "shapes_classifier.pt"
     paths = {}
-    with checkpoint_directory(directory):
-        for name, command, argv in tqdm(jobs, desc="retrain checkpoints", unit="network"):
-            paths[name] = directory / f"{name}.pt"
-            command(argv + [
-                "--trainer.default_root_dir", str(Path(root_dir) / name),
-                "--export", str(paths[name]),
-            ])
+    for name, (task, preset) in tqdm(RETRAINED.items(), desc="retrain checkpoints", unit="network"):
+        overrides = {}
+        if task == "explainer":
+            overrides = {"model": {"classifier_checkpoint": str(classifier)}}
+        paths[name] = train_preset(task, preset, directory / f"{name}.pt",
+                                   default_root_dir=Path(root_dir) / name, overrides=overrides)
     return paths
 
 
@@ -264,62 +250,62 @@ def run_demo(
         retrain_checkpoints(checkpoints, out / "training")
 
     stages = tqdm(total=4, desc="demo", unit="stage", disable=not show_progress)
-    with checkpoint_directory(checkpoints):
-        model = load_shapes_classifier(device=device)
-        image_size = 64
-        dataset = ShapesDataset(settings.num_images, image_size, seed=seed, split="test")
+    model = load_shapes_classifier(device=device, checkpoint_dir=checkpoints)
+    image_size = 64
+    dataset = ShapesDataset(settings.num_images, image_size, seed=seed, split="test")
 
-        tick = time.perf_counter()
-        specs = default_methods(image_size, score=SHAPES_SCORE, space=dataset.space,
-                                include=list(methods))
-        for name, spec in zip(methods, specs):
-            spec.attribute_kwargs = {**spec.attribute_kwargs,
-                                     **settings.attribute_overrides.get(name, {})}
-        result = evaluate_attributions(model, dataset, specs, score=SHAPES_SCORE,
-                                       show_progress=show_progress)
-        result.settings["dataset"] = (
-            f"ShapesDataset(num_images={settings.num_images}, image_size={image_size}, "
-            f"seed={seed}, split='test')"
-        )
-        result.settings["device"] = str(device)
-        result.settings["attribute overrides"] = dict(settings.attribute_overrides)
-        write_report(result, out)
-        throughput_md, throughput = _throughput_markdown(result)
-        write_markdown_json(out, "throughput", "# Throughput\n\n" + throughput_md, throughput)
-        timings["methods"] = time.perf_counter() - tick
-        stages.update()
+    tick = time.perf_counter()
+    specs = default_methods(image_size, score=SHAPES_SCORE, space=dataset.space,
+                            include=list(methods), checkpoint_dir=checkpoints)
+    for name, spec in zip(methods, specs):
+        spec.attribute_kwargs = {**spec.attribute_kwargs,
+                                 **settings.attribute_overrides.get(name, {})}
+    result = evaluate_attributions(model, dataset, specs, score=SHAPES_SCORE,
+                                   show_progress=show_progress)
+    result.settings["dataset"] = (
+        f"ShapesDataset(num_images={settings.num_images}, image_size={image_size}, "
+        f"seed={seed}, split='test')"
+    )
+    result.settings["device"] = str(device)
+    result.settings["attribute overrides"] = dict(settings.attribute_overrides)
+    write_report(result, out)
+    throughput_md, throughput = _throughput_markdown(result)
+    write_markdown_json(out, "throughput", "# Throughput\n\n" + throughput_md, throughput)
+    timings["methods"] = time.perf_counter() - tick
+    stages.update()
 
-        tick = time.perf_counter()
-        table_data = ShapesDataset(settings.table_images, image_size, seed=seed, split="test")
-        table_specs = [spec for name, spec in zip(methods, specs) if name in TABLE_METHODS]
-        tables = explainer_tables(model, table_data, table_specs, show_progress=show_progress)
-        tables.settings["dataset"] = (
-            f"ShapesDataset(num_images={settings.table_images}, image_size={image_size}, "
-            f"seed={seed}, split='test')"
-        )
-        write_tables(tables, out)
-        timings["tables"] = time.perf_counter() - tick
-        stages.update()
+    tick = time.perf_counter()
+    table_data = ShapesDataset(settings.table_images, image_size, seed=seed, split="test")
+    table_specs = [spec for name, spec in zip(methods, specs) if name in TABLE_METHODS]
+    tables = explainer_tables(model, table_data, table_specs, show_progress=show_progress)
+    tables.settings["dataset"] = (
+        f"ShapesDataset(num_images={settings.table_images}, image_size={image_size}, "
+        f"seed={seed}, split='test')"
+    )
+    write_tables(tables, out)
+    timings["tables"] = time.perf_counter() - tick
+    stages.update()
 
-        tick = time.perf_counter()
-        run_removal_effectiveness(out, num_images=settings.removal_images,
-                                  quality_images=settings.quality_images, seed=seed,
-                                  device=device, show_progress=show_progress)
-        timings["removal"] = time.perf_counter() - tick
-        stages.update()
+    tick = time.perf_counter()
+    run_removal_effectiveness(out, num_images=settings.removal_images,
+                              quality_images=settings.quality_images, seed=seed,
+                              device=device, show_progress=show_progress,
+                              checkpoint_dir=checkpoints)
+    timings["removal"] = time.perf_counter() - tick
+    stages.update()
 
-        tick = time.perf_counter()
-        paper_only = settings.hallucination_paper_setting_only
-        hallucination = hallucination_rates(
-            model, shapes_space(), image_size,
-            {"black": DEFAULT_STARTS["black"]} if paper_only else None,
-            {"mid-grey": DEFAULT_REFERENCES["mid-grey"]} if paper_only else None,
-            iterations=settings.hallucination_iterations, show_progress=show_progress,
-        )
-        write_markdown_json(out, "hallucination", hallucination_markdown(hallucination),
-                            hallucination)
-        timings["hallucination"] = time.perf_counter() - tick
-        stages.update()
+    tick = time.perf_counter()
+    paper_only = settings.hallucination_paper_setting_only
+    hallucination = hallucination_rates(
+        model, shapes_space(), image_size,
+        {"black": DEFAULT_STARTS["black"]} if paper_only else None,
+        {"mid-grey": DEFAULT_REFERENCES["mid-grey"]} if paper_only else None,
+        iterations=settings.hallucination_iterations, show_progress=show_progress,
+    )
+    write_markdown_json(out, "hallucination", hallucination_markdown(hallucination),
+                        hallucination)
+    timings["hallucination"] = time.perf_counter() - tick
+    stages.update()
     stages.close()
 
     timings["total"] = time.perf_counter() - started

@@ -27,8 +27,6 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
-from captum_ext._utils.model_state import preserved_state
-from captum_ext._utils.report_files import to_json
 from captum_ext.attr.explainer import ExplainerAttribution
 from captum_ext.data.samples import collate_samples
 from captum_ext.evaluation.harness import _attribute_pairs
@@ -41,6 +39,7 @@ from captum_ext.metrics import (
     sanity_masks,
     segmentation_scores,
 )
+from captum_ext.utils import preserved_state, to_json
 
 PathLike = Union[str, Path]
 #: Table 2 columns: key -> (header, higher is better).

@@ -20,11 +20,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import torch
-from matplotlib.figure import Figure
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from captum_ext._utils.report_files import write_markdown_json
 from captum_ext.attr import SlidingPatch, SuperpixelLime
 from captum_ext.data.inpainting import InpaintingDataset
 from captum_ext.data.object_masking import default_dilation, remove_objects
@@ -51,6 +49,9 @@ from captum_ext.metrics import (
 )
 from captum_ext.models.pretrained import load_shapes_classifier, load_shapes_inpainter
 from captum_ext.training.inpainting_losses import gradient_energy, masked_l1, texture_loss
+from captum_ext.utils import require, write_markdown_json
+
+Figure = require("matplotlib.figure", extra="report").Figure
 
 PathLike = Union[str, Path]
 
@@ -161,6 +162,7 @@ def run_removal_effectiveness(
     quality_images: int = 200,
     device: Union[str, torch.device] = "cpu",
     show_progress: bool = True,
+    checkpoint_dir: Optional[PathLike] = None,
 ) -> Dict[str, Dict[str, float]]:
     """Agarwal Table 1 on held-out shapes-world images; writes ``removal.{md,json,png}``.
 
@@ -189,13 +191,18 @@ def run_removal_effectiveness(
         Where the models run.
     show_progress : bool
         Show a progress bar.
+    checkpoint_dir : path, optional
+        A directory whose networks (``shapes_classifier.pt``, ``shapes_inpainter.pt``)
+        replace the shipped ones where ``classifier`` / ``inpainter`` are not given.
     """
-    model = _model(classifier, device)
+    model = load_shapes_classifier(classifier, device=device, checkpoint_dir=checkpoint_dir)
     dataset = ShapesDataset(num_images, image_size, seed=seed, split="test")
     inpainters: Dict[str, Any] = {
         "inpaint: OpenCV Telea": OpenCVInpainter("telea"),
         "inpaint: OpenCV Navier-Stokes": OpenCVInpainter("ns"),
-        "inpaint: learned (shipped)": load_shapes_inpainter(inpainter, device=device),
+        "inpaint: learned (shipped)": load_shapes_inpainter(
+            inpainter, device=device, checkpoint_dir=checkpoint_dir
+        ),
     }
     for name, path in (extra_inpainters or {}).items():
         inpainters[f"inpaint: {name}"] = load_shapes_inpainter(path, device=device)

@@ -18,9 +18,6 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
-from captum_ext._utils.model_state import preserved_state
-from captum_ext._utils.scores import check_score
-from captum_ext._utils.validation import check_positive_int
 from captum_ext.data.samples import collate_samples
 from captum_ext.evaluation.methods import MethodSpec
 from captum_ext.fillers.base import Filler
@@ -38,6 +35,7 @@ from captum_ext.metrics import (
     scaled_tolerance,
     segmentation_scores,
 )
+from captum_ext.utils import check_positive_int, check_score, preserved_state
 
 #: Report columns: key -> (header, higher is better). "pointing" is the mean over
 #: classes (the papers' convention), "pointing_pairs" the hit rate over pairs.

@@ -6,7 +6,10 @@ import html
 from pathlib import Path
 from typing import Union
 
-import markdown
+from captum_ext.utils import require
+
+markdown = require("markdown", extra="report")
+
 
 _STYLE = """
 body { font-family: -apple-system, "Segoe UI", Roboto, sans-serif; max-width: 1100px;

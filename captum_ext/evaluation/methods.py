@@ -15,12 +15,12 @@ is one entry::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from captum.attr import Attribution, IntegratedGradients, Occlusion
 from torch import nn
 
-from captum_ext._utils.scores import check_score
 from captum_ext.attr import (
     DSSR,
     MP2,
@@ -32,6 +32,7 @@ from captum_ext.attr import (
 )
 from captum_ext.fillers import Blur, Constant, Filler, Inpaint
 from captum_ext.fillers.image_space import ImageSpace
+from captum_ext.utils import check_score
 
 
 @dataclass
@@ -71,12 +72,16 @@ class MethodContext:
         ``score=``.
     space : ImageSpace
         The classifier's normalisation, for methods working in pixel space.
+    checkpoint_dir : path, optional
+        Where the shipped networks (Explainer, RTIS, inpainter) are looked up first
+        (:func:`~captum_ext.models.pretrained.checkpoint_path`), e.g. retrained ones.
     """
 
     image_size: Tuple[int, int]
     channels: int = 3
     score: str = "softmax"
     space: ImageSpace = field(default_factory=ImageSpace)
+    checkpoint_dir: Optional[Path] = None
 
     def scaled(self, pixels_at_224: float) -> int:
         """A length given at 224 x 224 scaled to these images (at least 1 px)."""
@@ -211,7 +216,9 @@ def explainer_method(
             from captum_ext.models.pretrained import load_shapes_explainer
 
             device = next(iter(model.parameters())).device
-            net = load_shapes_explainer(checkpoint, device=device, variant=variant)
+            net = load_shapes_explainer(
+                checkpoint, device=device, variant=variant, checkpoint_dir=ctx.checkpoint_dir
+            )
             return ExplainerAttribution(model, net)
 
         return MethodSpec(name, build, {}, batch_size=64)
@@ -219,24 +226,29 @@ def explainer_method(
     return factory
 
 
-def generative_inpainter(model: nn.Module, kind: str = "learned"):
+def generative_inpainter(
+    model: nn.Module, kind: str = "learned", checkpoint_dir: Optional[Path] = None
+):
     """The inpainter of the -G methods, on the classifier's device.
 
     ``"learned"``: the shipped shapes-world inpainter
-    (:func:`~captum_ext.models.pretrained.load_shapes_inpainter`); ``"telea"`` / ``"ns"``:
-    OpenCV.
+    (:func:`~captum_ext.models.pretrained.load_shapes_inpainter`, looked up in
+    ``checkpoint_dir`` first); ``"telea"`` / ``"ns"``: OpenCV.
     """
     from captum_ext.inpainters import OpenCVInpainter
     from captum_ext.models.pretrained import load_shapes_inpainter
 
     if kind == "learned":
         param = next(iter(model.parameters()), None)
-        return load_shapes_inpainter(device=param.device if param is not None else "cpu")
+        device = param.device if param is not None else "cpu"
+        return load_shapes_inpainter(device=device, checkpoint_dir=checkpoint_dir)
     return OpenCVInpainter(kind)
 
 
 def _filler(ctx: MethodContext, model: nn.Module, inpainter: Optional[str], base: Filler) -> Filler:
-    return base if inpainter is None else Inpaint(generative_inpainter(model, inpainter), ctx.space)
+    if inpainter is None:
+        return base
+    return Inpaint(generative_inpainter(model, inpainter, ctx.checkpoint_dir), ctx.space)
 
 
 def _suffix(inpainter: Optional[str]) -> str:
@@ -342,6 +354,7 @@ def default_methods(
 ) -> List[MethodSpec]:
     """Specs of registered methods for images of ``image_size``.
 
+    checkpoint_dir: Optional[Path] = None,
     Parameters
     ----------
     image_size : int or (int, int)
@@ -357,6 +370,8 @@ def default_methods(
 
     Examples
     --------
+    checkpoint_dir : path, optional
+        Directory of networks that replace the shipped ones (:class:`MethodContext`).
     >>> [spec.name for spec in default_methods(64)]
     ['Occlusion', 'GradCAM', 'IntegratedGradients', 'Random']
     >>> default_methods(64, include=["occlusion"])[0].attribute_kwargs["sliding_window_shapes"]
@@ -365,7 +380,9 @@ def default_methods(
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     if len(size) != 2 or any(not isinstance(s, int) or s < 1 for s in size):
         raise ValueError(f"`image_size` must be an int or (H, W), got {image_size!r}")
-    ctx = MethodContext(size, channels, check_score(score), space or ImageSpace())
+    ctx = MethodContext(
+        size, channels, check_score(score), space or ImageSpace(), checkpoint_dir
+    )
     names = list(DEFAULT_METHODS if include is None else include)
     unknown = [n for n in names if n not in METHODS]
     if unknown:

@@ -8,10 +8,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, Sequence, Union
 
-from matplotlib.figure import Figure
-
-from captum_ext._utils.report_files import to_json
 from captum_ext.evaluation.harness import COLUMNS, SEGMENTATION, EvaluationResult, nan_mean
+from captum_ext.utils import require, to_json
+
+Figure = require("matplotlib.figure", extra="report").Figure
 
 PathLike = Union[str, Path]
 

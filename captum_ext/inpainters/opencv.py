@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Optional
 
-import cv2
 import numpy as np
 import torch
 from torch import Tensor
 
+from captum_ext._utils.optional import require
 from captum_ext._utils.validation import check_choice, check_positive_int
 from captum_ext.inpainters._checks import check_inpaint_args, composite
 
-METHODS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
+#: Method name -> the ``cv2`` flag (OpenCV comes with the ``inpaint`` extra).
+METHODS = {"telea": "INPAINT_TELEA", "ns": "INPAINT_NS"}
 
 
 def hole_boxes(holes: Tensor) -> Tensor:
@@ -88,6 +89,7 @@ class OpenCVInpainter:
         max_local_fraction: float = 0.5,
     ) -> None:
         self.method = check_choice(method, "method", tuple(METHODS))
+        require("cv2", extra="inpaint")  # fail here, not at the first call
         self.radius = check_positive_int(radius, "radius")
         self.local = bool(local)
         self.margin = (
@@ -121,7 +123,8 @@ class OpenCVInpainter:
     def __call__(self, images: Tensor, holes: Tensor) -> Tensor:
         """Fill the holes of ``images`` (see the class docstring)."""
         images, holes = check_inpaint_args(images, holes)
-        flag = METHODS[self.method]
+        cv2 = require("cv2", extra="inpaint")
+        flag = getattr(cv2, METHODS[self.method])
         pixels = (images.detach() * 255).round().to(torch.uint8)
         pixels = pixels.permute(0, 2, 3, 1).contiguous().cpu().numpy()  # (N, H, W, 3)
         masks = holes[:, 0].to(torch.uint8).cpu().numpy()

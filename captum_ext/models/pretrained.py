@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from importlib.resources import files
 from pathlib import Path
 from typing import Optional, Union
@@ -12,21 +11,29 @@ import torch
 from captum_ext.inpainters.learned import LearnedInpainter
 from captum_ext.models.inpainting_unet import InpaintingUNet
 from captum_ext.models.shapes_classifier import ShapesClassifier
-from captum_ext.training.export import load_weights
+from captum_ext.models.weights import load_weights
 
 PathLike = Union[str, Path]
 
 
-def checkpoint_path(name: str) -> Path:
+def checkpoint_path(name: str, checkpoint_dir: Optional[PathLike] = None) -> Path:
     """Path of a shipped checkpoint, e.g. ``checkpoint_path("shapes_classifier")``.
 
-    A file ``<name>.pt`` in the directory named by the environment variable
-    ``CAPTUM_EXT_CHECKPOINTS`` (e.g. retrained networks, ``captum-ext demo --retrain``)
-    takes precedence over the one shipped in the package.
+    Parameters
+    ----------
+    name : str
+        The checkpoint's name (its file is ``<name>.pt``).
+    checkpoint_dir : path, optional
+        A directory whose ``<name>.pt`` (e.g. a retrained network, ``captum-ext demo
+        --retrain``) takes precedence over the one shipped in the package.
+
+    Examples
+    --------
+    >>> checkpoint_path("shapes_classifier").name
+    'shapes_classifier.pt'
     """
-    override = os.environ.get("CAPTUM_EXT_CHECKPOINTS")
-    if override and (Path(override) / f"{name}.pt").exists():
-        return Path(override) / f"{name}.pt"
+    if checkpoint_dir is not None and (Path(checkpoint_dir) / f"{name}.pt").exists():
+        return Path(checkpoint_dir) / f"{name}.pt"
     path = Path(str(files("captum_ext") / "checkpoints" / f"{name}.pt"))
     if not path.exists():
         raise FileNotFoundError(
@@ -42,7 +49,10 @@ SHAPES_CLASSIFIERS = ("shapes_classifier",)
 
 
 def load_shapes_classifier(
-    path: Optional[PathLike] = None, device: Union[str, torch.device] = "cpu"
+    path: Optional[PathLike] = None,
+    device: Union[str, torch.device] = "cpu",
+    *,
+    checkpoint_dir: Optional[PathLike] = None,
 ) -> ShapesClassifier:
     """A trained shapes-world classifier, in eval mode.
 
@@ -57,6 +67,9 @@ def load_shapes_classifier(
         evidence, as the papers assume of ImageNet classifiers.
     device : str or torch.device
         Where to put the model.
+    checkpoint_dir : path, optional
+        A directory whose ``<name>.pt`` replaces the shipped checkpoint (see
+        :func:`checkpoint_path`); used when ``path`` is not given or is a shipped name.
 
     Examples
     --------
@@ -68,7 +81,7 @@ def load_shapes_classifier(
     True
     """
     if path is None or str(path) in SHAPES_CLASSIFIERS:
-        path = checkpoint_path(str(path or "shapes_classifier"))
+        path = checkpoint_path(str(path or "shapes_classifier"), checkpoint_dir)
     payload = load_weights(path)
     model = ShapesClassifier(**payload["config"])
     model.load_state_dict(payload["state_dict"])
@@ -79,6 +92,8 @@ def load_shapes_explainer(
     path: Optional[PathLike] = None,
     device: Union[str, torch.device] = "cpu",
     variant: str = "explainer",
+    *,
+    checkpoint_dir: Optional[PathLike] = None,
 ):
     """The trained shapes-world Explainer network, in eval mode.
 
@@ -92,6 +107,10 @@ def load_shapes_explainer(
     variant : {"explainer", "rtis"}
         The shipped network trained with the Explainer loss (default) or with the RTIS
         loss (the paper's baseline).
+    checkpoint_dir : path, optional
+        A directory whose ``shapes_explainer.pt`` (``shapes_explainer_rtis.pt``)
+        replaces the shipped checkpoint (see :func:`checkpoint_path`); used when
+        ``path`` is not given.
 
     Returns
     -------
@@ -109,7 +128,8 @@ def load_shapes_explainer(
     names = {"explainer": "shapes_explainer", "rtis": "shapes_explainer_rtis"}
     if variant not in names:
         raise ValueError(f"`variant` must be one of {tuple(names)}, got {variant!r}")
-    return load_explainer_net(path or checkpoint_path(names[variant]), map_location=device)
+    path = path or checkpoint_path(names[variant], checkpoint_dir)
+    return load_explainer_net(path, map_location=device)
 
 
 def load_shapes_inpainter(
@@ -117,6 +137,8 @@ def load_shapes_inpainter(
     device: Union[str, torch.device] = "cpu",
     batch_size: int = 256,
     seed: int = 0,
+    *,
+    checkpoint_dir: Optional[PathLike] = None,
 ) -> LearnedInpainter:
     """The learned inpainter trained on shapes-world backgrounds, ready to plug into ``Inpaint``.
 
@@ -129,6 +151,9 @@ def load_shapes_inpainter(
         Where to put the network.
     batch_size, seed
         See :class:`~captum_ext.inpainters.LearnedInpainter`.
+    checkpoint_dir : path, optional
+        A directory whose ``shapes_inpainter.pt`` replaces the shipped checkpoint (see
+        :func:`checkpoint_path`); used when ``path`` is not given.
 
     Examples
     --------
@@ -137,7 +162,7 @@ def load_shapes_inpainter(
     >>> inpainter(torch.rand(1, 3, 64, 64), holes).shape
     torch.Size([1, 3, 64, 64])
     """
-    payload = load_weights(path or checkpoint_path("shapes_inpainter"))
+    payload = load_weights(path or checkpoint_path("shapes_inpainter", checkpoint_dir))
     network = InpaintingUNet(**payload["config"])
     network.load_state_dict(payload["state_dict"])
     return LearnedInpainter(network, batch_size=batch_size, seed=seed).to(device)

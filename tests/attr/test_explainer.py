@@ -12,7 +12,7 @@ from torch import nn
 
 from captum_ext.attr import ExplainerAttribution
 from captum_ext.models.explainer_nets import UNet, build_explainer_net
-from captum_ext.training.export import save_weights
+from captum_ext.models.weights import save_weights
 from tests.conftest import TinyCNN
 
 

@@ -8,7 +8,7 @@ from captum_ext.cli.main import main
 from captum_ext.data.shapes import ShapesDataset
 from captum_ext.models.pretrained import load_shapes_classifier
 from captum_ext.models.shapes_classifier import ShapesClassifier
-from captum_ext.training.export import save_weights
+from captum_ext.models.weights import save_weights
 from lightning_callbacks import AttributionShards
 
 DATA = [

@@ -6,7 +6,7 @@ import torch
 
 from captum_ext.cli.main import main
 from captum_ext.models.shapes_classifier import ShapesClassifier
-from captum_ext.training.export import save_weights
+from captum_ext.models.weights import save_weights
 
 
 def test_evaluate_command_writes_report(tmp_path, capsys):

@@ -88,7 +88,7 @@ def test_diagonal_ratio_and_report(setup, tmp_path):
 
 def test_registry_explainer_method_loads_a_checkpoint(tmp_path):
     from captum_ext.evaluation.methods import METHODS, MethodContext, explainer_method
-    from captum_ext.training.export import save_weights
+    from captum_ext.models.weights import save_weights
 
     net = build_explainer_net("unet", 4, width=4, depth=1)
     path = save_weights(tmp_path / "e.pt", net.config, net.state_dict())

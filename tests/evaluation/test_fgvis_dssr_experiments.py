@@ -24,7 +24,7 @@ from captum_ext.evaluation.reference_entropy import (
 )
 from captum_ext.fillers import Constant
 from captum_ext.models.shapes_classifier import ShapesClassifier
-from captum_ext.training.export import save_weights
+from captum_ext.models.weights import save_weights
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from captum_ext.models.pretrained import (
     load_shapes_classifier,
     load_shapes_explainer,
 )
+from captum_ext.models.weights import load_weights, save_weights
 
 
 @pytest.mark.parametrize(
@@ -86,15 +87,19 @@ def test_classifier_loads_by_path_or_shipped_name():
         assert torch.equal(default(x), by_path(x))
 
 
-def test_checkpoint_directory_override(tmp_path, monkeypatch):
+def test_checkpoint_directory_override(tmp_path):
     shipped = checkpoint_path("shapes_classifier")
-    (tmp_path / "shapes_classifier.pt").write_bytes(shipped.read_bytes())
-    monkeypatch.setenv("CAPTUM_EXT_CHECKPOINTS", str(tmp_path))
-    assert checkpoint_path("shapes_classifier") == tmp_path / "shapes_classifier.pt"
-    # Names missing from the override directory still come from the package.
-    assert checkpoint_path("shapes_inpainter").parent == shipped.parent
-    monkeypatch.setenv("CAPTUM_EXT_CHECKPOINTS", str(tmp_path / "missing"))
-    assert checkpoint_path("shapes_classifier") == shipped
+    assert checkpoint_path("shapes_classifier", tmp_path) == shipped  # nothing there yet
+    payload = load_weights(shipped)
+    zeroed = {k: torch.zeros_like(v) for k, v in payload["state_dict"].items()}
+    save_weights(tmp_path / "shapes_classifier.pt", payload["config"], zeroed)
+    assert checkpoint_path("shapes_classifier", tmp_path) == tmp_path / "shapes_classifier.pt"
+    # Names missing from the directory still come from the package.
+    assert checkpoint_path("shapes_inpainter", tmp_path).parent == shipped.parent
+    # The loaders read the directory's file only when asked to.
+    x = torch.rand(2, 3, 64, 64)
+    assert bool(load_shapes_classifier(checkpoint_dir=tmp_path)(x).eq(0).all())
+    assert not bool(load_shapes_classifier()(x).eq(0).all())
 
 
 @pytest.mark.parametrize("variant", ["explainer", "rtis"])

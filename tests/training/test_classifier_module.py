@@ -9,8 +9,8 @@ from captum_ext.data.object_masking import default_dilation, keep_random_objects
 from captum_ext.data.samples import collate_samples
 from captum_ext.data.shapes import ShapesDataModule, ShapesDataset
 from captum_ext.models.pretrained import load_shapes_classifier
+from captum_ext.models.weights import load_weights, save_weights
 from captum_ext.training.classifier_module import ClassifierModule
-from captum_ext.training.export import load_weights, save_weights
 
 
 def _trainer(tmp_path, **kwargs):

@@ -9,9 +9,9 @@ from captum_ext.cli.main import main
 from captum_ext.data.shapes import ShapesDataModule
 from captum_ext.metrics import pointing_accuracy, pointing_game
 from captum_ext.models.shapes_classifier import ShapesClassifier
+from captum_ext.models.weights import save_weights
 from captum_ext.training.explainer_loss import ExplainerLoss, RTISLoss
 from captum_ext.training.explainer_module import ExplainerModule
-from captum_ext.training.export import save_weights
 from tests.conftest import TinyCNN
 
 UNET = {"width": 4, "depth": 1}

@@ -1,15 +1,22 @@
-"""Training sub-commands through Lightning's ``LightningCLI`` (jsonargparse)."""
+"""Training through Lightning's ``LightningCLI``: presets, ``--export`` and ``--ckpt_path``.
+
+:func:`run_training` is what the ``captum-ext train-*`` commands run (with their
+command-line arguments) and what :func:`captum_ext.training.presets.train_preset` runs
+(with a configuration dict), so a preset trains the same way from the shell and from
+Python.
+"""
 
 from __future__ import annotations
 
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, List, Optional, Type
+from typing import Any, Dict, List, Optional, Type, Union
 
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from captum_ext.training.export import save_weights, trained_state_dict
+from captum_ext.models.weights import save_weights
+from captum_ext.training.export import trained_state_dict
 
 
 def preset_path(name: str) -> Path:
@@ -61,10 +68,13 @@ class TrainingCLI(LightningCLI):
 def run_training(
     model_class: Type[LightningModule],
     datamodule_class: Type[LightningDataModule],
-    argv: List[str],
+    argv: Union[List[str], Dict[str, Any]],
     **cli_kwargs: Any,
 ) -> TrainingCLI:
     """Parse ``argv`` (``--preset``, ``--config``, any option), fit, and export.
+
+    ``argv`` is a command line, or a configuration dict with the structure of a preset
+    file (``trainer``, ``model``, ``data``, plus ``export`` and ``ckpt_path``).
 
     ``cli_kwargs`` go to ``LightningCLI`` (e.g. ``subclass_mode_data=True`` to choose
     the data module in the config with ``class_path``). Returns the CLI object (its
@@ -73,7 +83,7 @@ def run_training(
     cli = TrainingCLI(
         model_class,
         datamodule_class,
-        args=expand_presets(argv),
+        args=expand_presets(argv) if isinstance(argv, list) else argv,
         run=False,
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
