@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Tuple, Union
+from typing import Any, BinaryIO, Callable, Dict, Iterator, List, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -39,21 +39,27 @@ def shard_name(dataloader_idx: int, rank: int, shard: int) -> str:
     return f"dl{dataloader_idx}-rank{rank:04d}-shard{shard:06d}.pt"
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    """Write through a temporary file and rename, so a file that exists is complete."""
+def _atomic_write(path: Path, write: Callable[[BinaryIO], Any]) -> None:
+    """Write to a temporary file in the same directory, flush it to disk, then rename
+    it over ``path`` (an atomic replace): a file that exists is complete, whenever the
+    writing process is killed. A killed write leaves only the temporary file, which the
+    next write of the same file overwrites."""
     tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
+    with open(tmp, "wb") as file:
+        write(file)
+        file.flush()
+        os.fsync(file.fileno())  # the data is on disk before the name points to it
     os.replace(tmp, path)
 
 
 def save_shard(path: Path, payload: Dict[str, Tensor]) -> None:
     """Write one shard atomically."""
-    _atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    _atomic_write(path, lambda file: torch.save(payload, file))
 
 
 def save_json(path: Path, value: Any) -> None:
     """Write a JSON file atomically."""
-    _atomic_write(path, lambda tmp: tmp.write_text(json.dumps(value)))
+    _atomic_write(path, lambda file: file.write(json.dumps(value).encode()))
 
 
 def build_index(output_dir: PathLike) -> Dict[str, Any]:

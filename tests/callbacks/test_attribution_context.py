@@ -1,5 +1,6 @@
 """Attribution from any loop state leaves the model, its gradients and the RNG untouched."""
 
+import pytest
 import torch
 from captum.attr import NoiseTunnel, Saliency
 
@@ -65,10 +66,8 @@ def test_explain_under_inference_mode_and_no_grad():
 
 def test_context_restores_on_error():
     model = _train_model()
-    try:
+    with pytest.raises(RuntimeError, match="boom"):  # the error goes through, unchanged
         with attribution_context([model], torch.device("cpu")):
             assert not model.training and not any(p.requires_grad for p in model.parameters())
             raise RuntimeError("boom")
-    except RuntimeError:
-        pass
     assert model.training and all(p.requires_grad for p in model.parameters())
