@@ -20,7 +20,7 @@ from captum_ext._utils.validation import (
     check_positive_int,
 )
 from captum_ext.attr._base import MaskAttribution
-from captum_ext.attr._relu_gradient_filter import ReluGradientFilter
+from captum_ext.attr._activation_filter import ActivationGradientFilter
 from captum_ext.fillers.base import Filler, check_filler, remove
 from captum_ext.fillers.constant import Constant
 from captum_ext.fillers.noise import random_like
@@ -77,12 +77,15 @@ class FGVis(MaskAttribution):
     followed by a clamp to [0, 1]; 500 iterations by default. Values of the returned
     map are in [0, 1]; higher = more evidence for the target.
 
-    With ``defense=True`` (default) the gradient at every ``nn.ReLU`` call is set to 0
-    where the perturbed activation leaves ``[min(0, a0), max(0, a0)]``, ``a0`` being the
-    clean image's activation (per call and per example; forward pass unchanged); in the
-    generation and repression games, which start from the reference rather than the
-    clean image, the gradient that moves an out-of-bound activation back towards its
-    bound is kept. The model must contain ``nn.ReLU`` modules.
+    With ``defense=True`` (default) the gradient at every call of an elementwise
+    activation module (``nn.ReLU``, ``nn.GELU``, ``nn.SiLU``, ``nn.Hardswish``,
+    ``nn.Sigmoid``, ...) is set to 0 where the perturbed activation leaves
+    ``[min(0, a0), max(0, a0)]``, ``a0`` being the clean image's activation (per call
+    and per example; forward pass unchanged); in the generation and repression games,
+    which start from the reference rather than the clean image, the gradient that moves
+    an out-of-bound activation back towards its bound is kept. The model must contain
+    activation modules; activation functions called without one (``F.relu``) cannot be
+    bounded, and a warning says how many there were.
 
     The score (``score=``) decides what ``CE`` and ``p_c`` are: ``"softmax"`` (the
     paper: cross-entropy and the softmax probability), ``"sigmoid"`` for multi-label
@@ -96,7 +99,7 @@ class FGVis(MaskAttribution):
     activation: with the paper's pure indicator, activations that start outside their
     bounds drift further out, and the generation game still hallucinated 6 of 34
     classes on the shipped shapes-world classifier (0 of 34 with the restoring gate;
-    see ``captum_ext/attr/_relu_gradient_filter.py``).
+    see ``captum_ext/attr/_activation_filter.py``).
 
     Parameters
     ----------
@@ -121,7 +124,8 @@ class FGVis(MaskAttribution):
     lr : float
         SGD learning rate (default 0.1).
     defense : bool
-        Gradient filtering at every ``nn.ReLU`` call (default True).
+        Gradient filtering at every call of an elementwise activation module (default
+        True).
     score : {"softmax", "sigmoid", "logit"}
         See above (default ``"softmax"``).
     seed : int
@@ -254,9 +258,9 @@ class FGVis(MaskAttribution):
             if self.defense:
                 # m ~ 0 at the start: x_tilde ~ r, outside the clean image's bounds
                 starts_from_reference = high < 0.5
-                gate = stack.enter_context(
-                    ReluGradientFilter(self._guarded_modules(), restore=starts_from_reference)
-                )
+                gate = stack.enter_context(ActivationGradientFilter(
+                    self._guarded_modules(), restore=starts_from_reference
+                ))
             clean = self._clean_outputs(gate, inputs, additional_forward_args)
             target = self._target(target, inputs, clean.shape[1])
             mask = self._search(
@@ -267,11 +271,11 @@ class FGVis(MaskAttribution):
 
     def _clean_outputs(
         self,
-        gate: Optional[ReluGradientFilter],
+        gate: Optional[ActivationGradientFilter],
         inputs: Tensor,
         additional_forward_args: Tuple[Any, ...],
     ) -> Tensor:
-        """Logits of the clean inputs; with the defence, also records the ReLU bounds."""
+        """Logits of the clean inputs; with the defence, also records the activation bounds."""
         run = lambda: self._forward(inputs, additional_forward_args)
         if gate is not None:
             return gate.record(run)
@@ -286,7 +290,7 @@ class FGVis(MaskAttribution):
         clean: Tensor,
         init: Tensor,
         additional_forward_args: Tuple[Any, ...],
-        gate: Optional[ReluGradientFilter],
+        gate: Optional[ActivationGradientFilter],
         show_progress: bool,
     ) -> Tensor:
         """Run the game for each lambda, dropping the examples that stopped."""
@@ -318,7 +322,7 @@ class FGVis(MaskAttribution):
         return result
 
     def _perturbed_forward(
-        self, x: Tensor, args: Tuple[Any, ...], gate: Optional[ReluGradientFilter]
+        self, x: Tensor, args: Tuple[Any, ...], gate: Optional[ActivationGradientFilter]
     ) -> Tensor:
         if gate is None:
             return self._forward(x, args)
@@ -332,7 +336,7 @@ class FGVis(MaskAttribution):
         init: Tensor,
         lam: float,
         args: Tuple[Any, ...],
-        gate: Optional[ReluGradientFilter],
+        gate: Optional[ActivationGradientFilter],
         progress: tqdm,
     ) -> Tensor:
         """``iterations`` SGD steps on the masks of the examples in one group."""

@@ -118,12 +118,12 @@ def test_restoring_gate_only_for_games_starting_from_the_reference(
 
     seen = []
 
-    class Spy(fgvis_module.ReluGradientFilter):
+    class Spy(fgvis_module.ActivationGradientFilter):
         def __init__(self, modules, restore=False):
             seen.append(restore)
             super().__init__(modules, restore=restore)
 
-    monkeypatch.setattr(fgvis_module, "ReluGradientFilter", Spy)
+    monkeypatch.setattr(fgvis_module, "ActivationGradientFilter", Spy)
     FGVis(tiny_model, game=game, iterations=2).attribute(images, target=0)
     assert seen == [restore]
 

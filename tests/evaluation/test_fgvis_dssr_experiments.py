@@ -63,7 +63,7 @@ def test_defence_stops_hallucination_on_the_shipped_classifier():
     """Table A1 in the paper's setting (black image, mid-grey reference, 500 iterations).
 
     The paper's pure indicator gate let *ring* through here (1 of 4); the restoring gate
-    of ReluGradientFilter must suppress every class the undefended game generates.
+    of ActivationGradientFilter must suppress every class the undefended game generates.
     """
     from captum_ext.models.pretrained import load_shapes_classifier
 
