@@ -20,7 +20,7 @@ def test_attribute_vs_bare_forward(benchmark, settings):
         net = build_explainer_net("unet", 6, width=16, depth=3)
         x = torch.rand(16, 3, 64, 64).to(settings.device)
     net = settings.prepare(net)
-    method = ExplainerAttribution(None, net)
+    method = ExplainerAttribution(None, explainer=net)
 
     def bare():
         with torch.no_grad():

@@ -213,8 +213,8 @@ def test_sp_constant_vs_captum_occlusion(benchmark, settings):
 def test_sp_g_telea_vs_sp(benchmark, settings):
     model, x, k, s = _sp_setup(settings)
     sp = SlidingPatch(model)
-    local = SlidingPatch(model, Inpaint(OpenCVInpainter("telea", local=True)))
-    full = SlidingPatch(model, Inpaint(OpenCVInpainter("telea", local=False)))
+    local = SlidingPatch(model, filler=Inpaint(OpenCVInpainter("telea", local=True)))
+    full = SlidingPatch(model, filler=Inpaint(OpenCVInpainter("telea", local=False)))
     pixels = (x * 0.25 + 0.5).clamp(0, 1)  # SP-G inputs in [0, 1] (identity ImageSpace)
 
     def runner(method, inputs):

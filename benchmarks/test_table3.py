@@ -91,7 +91,7 @@ def make_job(method: str, name: str, model: nn.Module, x: torch.Tensor, fraction
     if method in ("Explainer", "RTIS"):
         # RTIS's network is the same segmentation model trained with another loss.
         net = build_explainer_net("deeplabv3_resnet50", NUM_CLASSES).to(x.device).eval()
-        explainer = ExplainerAttribution(model, net)
+        explainer = ExplainerAttribution(model, explainer=net)
         return Job(lambda: explainer.attribute(x, target=target), 1.0)
     if method == "FGVis":
         n, scale = _count(500, fraction)
@@ -113,7 +113,7 @@ def make_job(method: str, name: str, model: nn.Module, x: torch.Tensor, fraction
             return Job(lambda: occlusion.attribute(
                 x, target=target, sliding_window_shapes=(3, window, window),
                 strides=(3, stride, stride), baselines=0.0, perturbations_per_eval=16), scale)
-        sp = SlidingPatch(model, inpaint if method == "SP-G" else Constant(0.0))
+        sp = SlidingPatch(model, filler=inpaint if method == "SP-G" else Constant(0.0))
         return Job(lambda: sp.attribute(x, target=target, sliding_window_shapes=window,
                                         strides=stride, perturbations_per_eval=16), scale)
     if method in ("LIME", "LIME-G", "Lime"):
@@ -123,7 +123,7 @@ def make_job(method: str, name: str, model: nn.Module, x: torch.Tensor, fraction
             mask = _grid_mask(x)
             return Job(lambda: lime.attribute(x, target=target, feature_mask=mask, n_samples=n,
                                               perturbations_per_eval=16), scale)
-        ours = SuperpixelLime(model, inpaint if method == "LIME-G" else Constant(0.0))
+        ours = SuperpixelLime(model, filler=inpaint if method == "LIME-G" else Constant(0.0))
         return Job(lambda: ours.attribute(x, target=target, n_samples=n,
                                           perturbations_per_eval=16), scale)
     if method == "LayerGradCam":

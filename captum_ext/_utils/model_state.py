@@ -9,9 +9,15 @@ it back on every exit path, exceptions included.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from typing import Callable, Iterator, List, Sequence
 
 from torch import nn
+from torch.nn.modules.batchnorm import _NormBase
+from torch.nn.modules.dropout import _DropoutNd
+
+#: Layers that behave differently in train mode.
+_MODE_LAYERS = (_NormBase, _DropoutNd)
 
 _HOOK_DICTS = (
     "_forward_hooks",
@@ -42,6 +48,56 @@ def modules_of(forward_func: Callable) -> List[nn.Module]:
     if isinstance(owner, nn.Module):
         return [owner]
     return []
+
+
+def warn_if_training(modules: Sequence[nn.Module], method: str, stacklevel: int = 2) -> None:
+    """Warn (once per call) when a model runs attribution with train-mode layers.
+
+    A normalisation layer in train mode (BatchNorm) normalises with the statistics of
+    each perturbed batch and overwrites its running statistics with them; a dropout
+    layer in train mode drops activations at random. Captum does the same without a
+    word. The mode is the user's: it is never changed here, only reported.
+
+    Parameters
+    ----------
+    modules : sequence of nn.Module
+        The model(s) the method calls.
+    method : str
+        The method's name, for the message.
+    stacklevel : int
+        Passed to ``warnings.warn``, counted from the caller of this function.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> net = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn_if_training([net], "Occlusion")
+    ...     warn_if_training([net.eval()], "Occlusion")
+    >>> len(caught), net.training
+    (1, False)
+    """
+    training = [
+        m for top in modules for m in top.modules() if m.training and isinstance(m, _MODE_LAYERS)
+    ]
+    if not training:
+        return
+    names = ", ".join(sorted({type(m).__name__ for m in training}))
+    effects = []
+    if any(isinstance(m, _NormBase) for m in training):
+        effects.append(
+            "normalisation layers use the statistics of the perturbed batches and overwrite "
+            "their running statistics with them (the model is changed)"
+        )
+    if any(isinstance(m, _DropoutNd) for m in training):
+        effects.append("dropout is active (the attributions are random)")
+    warnings.warn(
+        f"{method}: the model is in train mode ({names}): {'; '.join(effects)}. Call "
+        "model.eval() before attributing; attribute() leaves the mode as it finds it.",
+        UserWarning,
+        stacklevel=stacklevel + 1,
+    )
 
 
 @contextlib.contextmanager

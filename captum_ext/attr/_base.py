@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import abc
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple, Union
 
 import torch
 from captum._utils.common import _format_additional_forward_args
 from captum.attr import PerturbationAttribution
 from torch import Tensor, nn
 
-from captum_ext._utils.model_state import modules_of, preserved_state
+from captum_ext._utils.model_state import modules_of, preserved_state, warn_if_training
 from captum_ext._utils.scores import as_logits, check_score, target_scores
 from captum_ext._utils.validation import (
     TargetLike,
@@ -18,6 +18,9 @@ from captum_ext._utils.validation import (
     check_model_device,
     format_target,
 )
+
+#: One image batch, or Captum's tuple form holding exactly one (the output follows suit).
+InputsLike = Union[Tensor, Tuple[Tensor]]
 
 
 class MaskAttribution(PerturbationAttribution, abc.ABC):
@@ -32,10 +35,14 @@ class MaskAttribution(PerturbationAttribution, abc.ABC):
     * runs the method under ``torch.enable_grad()`` (so it works inside ``no_grad`` and
       Lightning's evaluation loops) with every parameter's ``requires_grad`` switched off
       (only input/mask gradients are computed; parameter ``.grad`` is never touched);
-    * restores the model's train/eval flags, ``requires_grad`` flags and hooks on every
-      exit path, exceptions included;
+    * restores the model's ``requires_grad`` flags and hooks on every exit path,
+      exceptions included; the train/eval mode is the user's and is never changed (a
+      model with BatchNorm or dropout layers in train mode gets a warning, once per
+      call: BatchNorm would overwrite its running statistics with those of the
+      perturbed batches, as it does under Captum);
     * expands the map over channels to the shape of ``inputs`` (Captum's convention), or
-      returns it as ``(N, 1, H, W)`` with ``return_map=True``.
+      returns it as ``(N, 1, H, W)`` with ``return_map=True``; a one-tensor tuple
+      ``inputs`` gives a one-tensor tuple back, as Captum's methods do.
 
     Parameters
     ----------
@@ -58,7 +65,7 @@ class MaskAttribution(PerturbationAttribution, abc.ABC):
                 "(Captum's NoiseTunnel relies on it)"
             )
 
-    def __init__(self, forward_func: Callable[..., Tensor], score: str = "softmax") -> None:
+    def __init__(self, forward_func: Callable[..., Tensor], *, score: str = "softmax") -> None:
         if not callable(forward_func):
             raise TypeError(
                 f"`forward_func` must be callable (a model or function), got "
@@ -99,22 +106,26 @@ class MaskAttribution(PerturbationAttribution, abc.ABC):
     # ------------------------------------------------------------------ pipeline
     def _run(
         self,
-        inputs: Tensor,
+        inputs: InputsLike,
         target: TargetLike,
         additional_forward_args: Any,
         return_map: bool,
         **kwargs: Any,
-    ) -> Tensor:
+    ) -> InputsLike:
+        inputs_are_tuple = isinstance(inputs, tuple)
         inputs = check_inputs(inputs)
         for module in self._guarded_modules():
             check_model_device(module, inputs)
+        # the user's call -> log_usage's wrapper -> attribute -> _run
+        warn_if_training(modules_of(self.forward_func), type(self).__name__, stacklevel=4)
         additional = _format_additional_forward_args(additional_forward_args) or ()
         with preserved_state(self._guarded_modules(), freeze=True), torch.enable_grad():
             attr_map = self._attribute_map(inputs.detach(), target, additional, **kwargs)
         attr_map = attr_map.detach()
-        if return_map:
-            return attr_map
-        return attr_map.expand(-1, inputs.shape[1], -1, -1).contiguous()
+        if not return_map:
+            attr_map = attr_map.expand(-1, inputs.shape[1], -1, -1).contiguous()
+        # Captum's convention: the output has the structure of `inputs`.
+        return (attr_map,) if inputs_are_tuple else attr_map
 
     @abc.abstractmethod
     def _attribute_map(

@@ -34,17 +34,30 @@ class BaselineFiller(Filler):
         return self.baselines.expand_as(inputs)
 
 
-def format_baselines(
-    baselines: Union[None, float, int, Tensor], inputs: Tensor
-) -> Optional[BaselineFiller]:
-    """Captum-style ``baselines`` (a number, or a tensor broadcastable to ``(C, H, W)`` or
-    ``(N, C, H, W)``) as a :class:`BaselineFiller`; None stays None.
+BaselinesLike = Union[None, float, int, Tensor, Tuple[Union[float, int, Tensor]]]
+
+
+def format_baselines(baselines: BaselinesLike, inputs: Tensor) -> Optional[BaselineFiller]:
+    """Captum-style ``baselines`` as a :class:`BaselineFiller`; None stays None.
+
+    What Captum accepts for one input tensor: a number, a tensor broadcastable to
+    ``(C, H, W)`` or ``(N, C, H, W)``, or a one-element tuple of either (the form
+    ``captum.attr.NoiseTunnel`` always passes).
 
     Examples
     --------
     >>> format_baselines(0.5, torch.zeros(2, 3, 4, 4)).baselines.shape
     torch.Size([1, 3, 4, 4])
+    >>> format_baselines((torch.zeros(2, 3, 4, 4),), torch.zeros(2, 3, 4, 4)).baselines.shape
+    torch.Size([2, 3, 4, 4])
     """
+    if isinstance(baselines, tuple):
+        if len(baselines) != 1:
+            raise ValueError(
+                f"`baselines` is a tuple of {len(baselines)} elements but there is one input "
+                "tensor; pass one baseline (a number or a tensor), alone or in a 1-tuple"
+            )
+        (baselines,) = baselines
     if baselines is None:
         return None
     if isinstance(baselines, bool) or not isinstance(baselines, (int, float, Tensor)):

@@ -19,7 +19,7 @@ from captum_ext._utils.validation import (
     check_non_negative,
     check_positive_int,
 )
-from captum_ext.attr._base import MaskAttribution
+from captum_ext.attr._base import InputsLike, MaskAttribution
 from captum_ext.attr.fgvis import validated_reference
 from captum_ext.fillers.base import Filler, check_filler, remove
 from captum_ext.fillers.image_space import ImageSpace
@@ -56,8 +56,8 @@ class DSSR(MaskAttribution):
     The mask ``m`` in [0, 1] marks the *removable background*:
     ``x_{r,m} = m * x + (1 - m) * r`` keeps the pixels where ``m = 1``, ``x_{r,1-m}``
     keeps the rest. ``r`` is uniform noise ``U(0, 1)`` in pixel space, drawn once per
-    call from the generator and shared by both terms, so that they differ only in which
-    pixels are kept.
+    call from the call's ``seed`` and shared by both terms, so that they differ only in
+    which pixels are kept.
 
     * **DSSR+** (``variant="dssr+"``): the free parameter ``m`` has size
       ``(H + k2 - 1) x (W + k2 - 1)``, ``m_bar = avgpool(m, k2, stride 1)`` is ``H x W``
@@ -103,8 +103,6 @@ class DSSR(MaskAttribution):
         Max-pool and average-pool kernels of DSSR+ (default scaled with the image).
     score : {"softmax", "sigmoid", "logit"}
         Score ``f`` (default ``"softmax"``).
-    seed : int
-        Seed of the reference when ``attribute`` gets no ``generator``.
 
     References
     ----------
@@ -126,6 +124,7 @@ class DSSR(MaskAttribution):
     def __init__(
         self,
         forward_func: Callable[..., Tensor],
+        *,
         variant: str = "dssr+",
         space: Optional[ImageSpace] = None,
         filler: Optional[Filler] = None,
@@ -136,7 +135,6 @@ class DSSR(MaskAttribution):
         k1: Optional[KernelSize] = None,
         k2: Optional[KernelSize] = None,
         score: str = "softmax",
-        seed: int = 0,
     ) -> None:
         super().__init__(forward_func, score=score)
         self.variant = check_choice(variant, "variant", ("dssr+", "dssr"))
@@ -153,31 +151,33 @@ class DSSR(MaskAttribution):
         )
         self.k1 = None if k1 is None else check_kernel(k1, "k1")
         self.k2 = None if k2 is None else check_kernel(k2, "k2")
-        self.seed = check_int(seed, "seed")
 
     @log_usage()
     def attribute(
         self,
-        inputs: Tensor,
+        inputs: InputsLike,
         target: TargetLike = None,
         additional_forward_args: Any = None,
-        generator: Optional[torch.Generator] = None,
+        *,
+        seed: int = 0,
         show_progress: bool = False,
         return_map: bool = False,
-    ) -> Tensor:
+    ) -> InputsLike:
         """DSSR attribution of ``inputs``.
 
         Parameters
         ----------
-        inputs : Tensor
-            ``(N, C, H, W)`` images in the classifier's input space.
+        inputs : Tensor or tuple of one Tensor
+            ``(N, C, H, W)`` images in the classifier's input space (a tuple gives a
+            tuple back).
         target : int, list of int or Tensor
             Target class(es), Captum semantics (required for multi-output models).
         additional_forward_args : any, optional
             Extra arguments to ``forward_func`` (batch-sized tensors are repeated for
             the stacked forward pass).
-        generator : torch.Generator, optional
-            Random source of the reference (default: a generator seeded with ``seed``).
+        seed : int
+            Seed of the reference (and of random fillers); the same seed gives the same
+            result.
         show_progress : bool
             Show a progress bar over the iterations.
         return_map : bool
@@ -193,7 +193,7 @@ class DSSR(MaskAttribution):
             target,
             additional_forward_args,
             return_map,
-            generator=generator,
+            seed=seed,
             show_progress=show_progress,
         )
 
@@ -202,13 +202,12 @@ class DSSR(MaskAttribution):
         inputs: Tensor,
         target: TargetLike,
         additional_forward_args: Tuple[Any, ...],
-        generator: Optional[torch.Generator] = None,
-        show_progress: bool = False,
-        **_: Any,
+        *,
+        seed: int,
+        show_progress: bool,
     ) -> Tensor:
         n, _, h, w = inputs.shape
-        if generator is None:
-            generator = torch.Generator().manual_seed(self.seed)
+        generator = torch.Generator().manual_seed(check_int(seed, "seed"))
         with torch.no_grad():
             clean = self._forward(inputs, additional_forward_args)
         target = self._target(target, inputs, clean.shape[1])

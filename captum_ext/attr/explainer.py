@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from captum_ext._utils.model_state import modules_of, preserved_state
 from captum_ext._utils.scores import as_logits, to_scores
 from captum_ext._utils.validation import TargetLike, check_inputs, check_model_device
-from captum_ext.attr._base import MaskAttribution
+from captum_ext.attr._base import InputsLike, MaskAttribution
 from captum_ext.models.explainer_nets import (
     SegmentationExplainer,
     as_explainer_net,
@@ -50,7 +50,10 @@ class ExplainerAttribution(MaskAttribution):
         (its train/eval flag is restored afterwards).
     score : {"sigmoid", "softmax", "logit"}
         How the classifier's outputs are scored to find its predicted labels (default
-        ``sigmoid``: the paper's classifiers are multi-label).
+        ``sigmoid``: the Explainer is trained on multi-label classifiers, whose present
+        classes each score above ``threshold`` under a sigmoid; under a softmax two
+        present classes would share the probability mass and fall below 0.5). Unlike the
+        other methods' ``score``, it never changes the masks of a given ``target``.
     threshold : float
         Score above which a class counts as predicted.
 
@@ -65,7 +68,7 @@ class ExplainerAttribution(MaskAttribution):
     --------
     >>> from captum_ext.models.explainer_nets import build_explainer_net
     >>> net = build_explainer_net("unet", num_classes=4, width=4, depth=1)
-    >>> method = ExplainerAttribution(None, net)
+    >>> method = ExplainerAttribution(None, explainer=net)
     >>> method.attribute(torch.rand(2, 3, 16, 16), target=1).shape
     torch.Size([2, 3, 16, 16])
     >>> method.class_masks(torch.rand(2, 3, 16, 16)).shape
@@ -84,13 +87,15 @@ class ExplainerAttribution(MaskAttribution):
     def __init__(
         self,
         forward_func: Optional[Callable[..., Tensor]],
+        *,
         explainer: nn.Module,
         score: str = "sigmoid",
         threshold: float = 0.5,
     ) -> None:
         if not isinstance(explainer, nn.Module):
             raise TypeError(f"`explainer` must be an nn.Module, got {type(explainer).__name__}")
-        super().__init__(forward_func if forward_func is not None else _NoClassifier(), score)
+        classifier = forward_func if forward_func is not None else _NoClassifier()
+        super().__init__(classifier, score=score)
         self.explainer: SegmentationExplainer = as_explainer_net(explainer)
         self.threshold = float(threshold)
 
@@ -98,6 +103,7 @@ class ExplainerAttribution(MaskAttribution):
     def from_checkpoint(
         cls,
         path: Union[str, Path],
+        *,
         forward_func: Optional[Callable[..., Tensor]] = None,
         explainer: Optional[nn.Module] = None,
         map_location: Union[str, torch.device] = "cpu",
@@ -121,7 +127,7 @@ class ExplainerAttribution(MaskAttribution):
             ``score``, ``threshold``.
         """
         net = load_explainer_net(path, explainer, map_location)
-        return cls(forward_func, net, **kwargs)
+        return cls(forward_func, explainer=net, **kwargs)
 
     def _guarded_modules(self) -> List[nn.Module]:
         return modules_of(self.forward_func) + [self.explainer]
@@ -134,17 +140,19 @@ class ExplainerAttribution(MaskAttribution):
     @log_usage()
     def attribute(
         self,
-        inputs: Tensor,
+        inputs: InputsLike,
         target: TargetLike = None,
         additional_forward_args: Any = None,
+        *,
         return_map: bool = False,
-    ) -> Tensor:
+    ) -> InputsLike:
         """The Explainer's mask of ``target`` for each image.
 
         Parameters
         ----------
-        inputs : Tensor
-            ``(N, C, H, W)`` images in the classifier's input space.
+        inputs : Tensor or tuple of one Tensor
+            ``(N, C, H, W)`` images in the classifier's input space (a tuple gives a
+            tuple back).
         target : int, list of int or Tensor, optional
             Class(es) to attribute, Captum semantics. ``None``: the classifier's
             predicted labels, aggregated by the pixel-wise maximum (needs
@@ -156,7 +164,7 @@ class ExplainerAttribution(MaskAttribution):
 
         Returns
         -------
-        Tensor
+        Tensor or tuple of one Tensor
             Masks in [0, 1], shaped like ``inputs`` (or ``(N, 1, H, W)``).
         """
         # Checked here so that the error names the explainer (the base names forward_func).
@@ -170,7 +178,8 @@ class ExplainerAttribution(MaskAttribution):
         --------
         >>> from captum_ext.models.explainer_nets import build_explainer_net
         >>> net = build_explainer_net("unet", num_classes=3, width=4, depth=1)
-        >>> ExplainerAttribution(None, net).class_masks(torch.rand(1, 3, 8, 8)).shape
+        >>> method = ExplainerAttribution(None, explainer=net)
+        >>> method.class_masks(torch.rand(1, 3, 8, 8)).shape
         torch.Size([1, 3, 8, 8])
         """
         inputs = check_inputs(inputs)

@@ -19,7 +19,7 @@ from captum_ext._utils.validation import (
     check_non_negative,
     check_positive_int,
 )
-from captum_ext.attr._base import MaskAttribution
+from captum_ext.attr._base import InputsLike, MaskAttribution
 from captum_ext.attr._activation_filter import ActivationGradientFilter
 from captum_ext.fillers.base import Filler, check_filler, remove
 from captum_ext.fillers.constant import Constant
@@ -110,7 +110,8 @@ class FGVis(MaskAttribution):
         class-discriminative explanations).
     filler : Filler, optional
         The reference ``r`` (default ``Constant(0)``). Random fillers draw once per call
-        from the generator. A filler that needs a hole mask gets the whole image as hole.
+        from the call's ``seed``. A filler that needs a hole mask gets the whole image as
+        hole.
     lambda_ : float
         Weight of the L1 term when ``lambda_search`` is off (default 1e-7, the middle of
         the supplement's search range).
@@ -128,9 +129,6 @@ class FGVis(MaskAttribution):
         True).
     score : {"softmax", "sigmoid", "logit"}
         See above (default ``"softmax"``).
-    seed : int
-        Seed of the mask initialisation (and of random fillers) when ``attribute`` gets
-        no ``generator``.
 
     Attributes
     ----------
@@ -168,6 +166,7 @@ class FGVis(MaskAttribution):
     def __init__(
         self,
         forward_func: Callable[..., Tensor],
+        *,
         game: str = "deletion",
         filler: Optional[Filler] = None,
         lambda_: float = 1e-7,
@@ -176,7 +175,6 @@ class FGVis(MaskAttribution):
         lr: float = 0.1,
         defense: bool = True,
         score: str = "softmax",
-        seed: int = 0,
     ) -> None:
         super().__init__(forward_func, score=score)
         self.game = check_choice(game, "game", GAMES)
@@ -188,32 +186,33 @@ class FGVis(MaskAttribution):
         if self.lr == 0:
             raise ValueError("`lr` must be > 0, got 0")
         self.defense = bool(defense)
-        self.seed = check_int(seed, "seed")
         self.chosen_lambda: Optional[Tensor] = None
 
     @log_usage()
     def attribute(
         self,
-        inputs: Tensor,
+        inputs: InputsLike,
         target: TargetLike = None,
         additional_forward_args: Any = None,
-        generator: Optional[torch.Generator] = None,
+        *,
+        seed: int = 0,
         show_progress: bool = False,
         return_map: bool = False,
-    ) -> Tensor:
+    ) -> InputsLike:
         """FGVis attribution of ``inputs``.
 
         Parameters
         ----------
-        inputs : Tensor
-            ``(N, C, H, W)`` images in the classifier's input space.
+        inputs : Tensor or tuple of one Tensor
+            ``(N, C, H, W)`` images in the classifier's input space (a tuple gives a
+            tuple back).
         target : int, list of int or Tensor
             Target class(es), Captum semantics (required for multi-output models).
         additional_forward_args : any, optional
             Extra arguments to ``forward_func``.
-        generator : torch.Generator, optional
-            Random source of the mask initialisation and of random fillers (default: a
-            generator seeded with ``seed``).
+        seed : int
+            Seed of the mask initialisation and of random fillers; the same seed gives
+            the same result.
         show_progress : bool
             Show a progress bar over the iterations.
         return_map : bool
@@ -230,7 +229,7 @@ class FGVis(MaskAttribution):
             target,
             additional_forward_args,
             return_map,
-            generator=generator,
+            seed=seed,
             show_progress=show_progress,
         )
 
@@ -240,12 +239,11 @@ class FGVis(MaskAttribution):
         inputs: Tensor,
         target: TargetLike,
         additional_forward_args: Tuple[Any, ...],
-        generator: Optional[torch.Generator] = None,
-        show_progress: bool = False,
-        **_: Any,
+        *,
+        seed: int,
+        show_progress: bool,
     ) -> Tensor:
-        if generator is None:
-            generator = torch.Generator().manual_seed(self.seed)
+        generator = torch.Generator().manual_seed(check_int(seed, "seed"))
         reference = validated_reference(self.filler, inputs, generator)
         (low, high), _, output_is_complement = GAMES[self.game]
         # One noise field shared by the batch: an image's result does not depend on its

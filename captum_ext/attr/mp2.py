@@ -12,8 +12,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from captum_ext._utils.forward import select_args
-from captum_ext._utils.validation import TargetLike, check_choice, check_positive_int
-from captum_ext.attr._base import MaskAttribution
+from captum_ext._utils.validation import TargetLike, check_choice, check_int, check_positive_int
+from captum_ext.attr._base import InputsLike, MaskAttribution
 from captum_ext.fillers.base import Filler, check_filler, remove
 from captum_ext.fillers.blur import Blur
 
@@ -94,13 +94,14 @@ class MP2(MaskAttribution):
     def __init__(
         self,
         forward_func: Callable[..., Tensor],
+        *,
         filler: Optional[Filler] = None,
         score: str = "softmax",
         grid_size: int = 28,
         cells_per_step: int = 2,
         rank: str = "descent",
     ) -> None:
-        super().__init__(forward_func, score)
+        super().__init__(forward_func, score=score)
         self.filler = check_filler(filler, default=Blur(10.0))
         self.grid_size = check_positive_int(grid_size, "grid_size")
         self.cells_per_step = check_positive_int(cells_per_step, "cells_per_step")
@@ -109,22 +110,24 @@ class MP2(MaskAttribution):
     @log_usage()
     def attribute(
         self,
-        inputs: Tensor,
+        inputs: InputsLike,
         target: TargetLike = None,
         additional_forward_args: Any = None,
+        *,
         stop_prob: Optional[float] = None,
         max_iterations: Optional[int] = None,
         binary: bool = False,
         show_progress: bool = False,
         seed: int = 0,
         return_map: bool = False,
-    ) -> Tensor:
+    ) -> InputsLike:
         """MP2 attribution of ``inputs``.
 
         Parameters
         ----------
-        inputs : Tensor
-            ``(N, C, H, W)`` images in the classifier's input space.
+        inputs : Tensor or tuple of one Tensor
+            ``(N, C, H, W)`` images in the classifier's input space (a tuple gives a
+            tuple back).
         target : int, list of int or Tensor
             Target class(es), Captum semantics.
         additional_forward_args : any, optional
@@ -184,7 +187,7 @@ class MP2(MaskAttribution):
         limit = math.ceil(cells / self.cells_per_step)
         if max_iterations is not None:
             limit = min(limit, check_positive_int(max_iterations, "max_iterations"))
-        generator = torch.Generator().manual_seed(seed)
+        generator = torch.Generator().manual_seed(check_int(seed, "seed"))
         static_reference = None
         if not self.filler.needs_holes:
             static_reference = self.filler.reference(inputs, generator=generator)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Tuple
 
 import torch
 from captum.log import log_usage
 from torch import Tensor
 
-from captum_ext._utils.validation import TargetLike
-from captum_ext.attr._base import MaskAttribution
+from captum_ext._utils.validation import TargetLike, check_int
+from captum_ext.attr._base import InputsLike, MaskAttribution
 from captum_ext.fillers.noise import random_like
 
 
@@ -23,8 +23,6 @@ class RandomAttribution(MaskAttribution):
     ----------
     forward_func : callable or nn.Module
         The classifier (only used to validate ``target``).
-    seed : int
-        Seed of the noise; the same seed gives the same map.
 
     Examples
     --------
@@ -36,38 +34,43 @@ class RandomAttribution(MaskAttribution):
     torch.Size([2, 3, 8, 8])
     """
 
-    def __init__(self, forward_func: Callable[..., Tensor], seed: int = 0) -> None:
-        super().__init__(forward_func)
-        self.seed = seed
-
     @log_usage()
     def attribute(
         self,
-        inputs: Tensor,
+        inputs: InputsLike,
         target: TargetLike = None,
         additional_forward_args: Any = None,
+        *,
+        seed: int = 0,
         return_map: bool = False,
-    ) -> Tensor:
+    ) -> InputsLike:
         """Random attribution of ``inputs``.
 
         Parameters
         ----------
-        inputs : Tensor
-            ``(N, C, H, W)`` images.
+        inputs : Tensor or tuple of one Tensor
+            ``(N, C, H, W)`` images (a tuple gives a tuple back).
         target : int, list of int or Tensor
             Target class(es), Captum semantics.
         additional_forward_args : any, optional
             Extra arguments to ``forward_func``.
+        seed : int
+            Seed of the noise; the same seed gives the same map.
         return_map : bool
             Return the ``(N, 1, H, W)`` map instead of the channel-expanded attribution.
         """
-        return self._run(inputs, target, additional_forward_args, return_map)
+        return self._run(inputs, target, additional_forward_args, return_map, seed=seed)
 
     def _attribute_map(
-        self, inputs: Tensor, target: TargetLike, additional_forward_args: Tuple[Any, ...], **_: Any
+        self,
+        inputs: Tensor,
+        target: TargetLike,
+        additional_forward_args: Tuple[Any, ...],
+        *,
+        seed: int,
     ) -> Tensor:
         with torch.no_grad():
             num_classes = self._forward(inputs, additional_forward_args).shape[1]
         self._target(target, inputs, num_classes)
-        generator: Optional[torch.Generator] = torch.Generator().manual_seed(self.seed)
+        generator = torch.Generator().manual_seed(check_int(seed, "seed"))
         return random_like(inputs[:, :1], "uniform", generator)

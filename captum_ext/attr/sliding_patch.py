@@ -10,9 +10,9 @@ from captum.log import log_usage
 from torch import Tensor
 
 from captum_ext._utils.scores import target_scores
-from captum_ext._utils.validation import TargetLike, check_choice
-from captum_ext.attr._base import MaskAttribution
-from captum_ext.attr._perturbation import format_baselines, perturbation_scores
+from captum_ext._utils.validation import TargetLike, check_choice, check_int
+from captum_ext.attr._base import InputsLike, MaskAttribution
+from captum_ext.attr._perturbation import BaselinesLike, format_baselines, perturbation_scores
 from captum_ext.fillers.base import Filler, check_filler
 from captum_ext.fillers.constant import Constant
 
@@ -21,7 +21,13 @@ AGGREGATES = ("grid", "average")
 
 
 def _pair(value: SizeLike, name: str, channels: int) -> Tuple[int, int]:
-    """``k``, ``(kh, kw)`` or Captum's ``(C, kh, kw)`` (whole channel stack) -> ``(kh, kw)``."""
+    """``k``, ``(kh, kw)`` or Captum's ``(C, kh, kw)`` (whole channel stack) -> ``(kh, kw)``.
+
+    Captum's per-input form for tuple inputs, a one-element tuple of one of these
+    (``((C, kh, kw),)``), is unwrapped.
+    """
+    if isinstance(value, tuple) and len(value) == 1 and isinstance(value[0], (tuple, list, int)):
+        value = value[0]
     if isinstance(value, bool):
         raise TypeError(f"`{name}` must be an int or a tuple of ints, got bool")
     if isinstance(value, int):
@@ -71,6 +77,15 @@ class SlidingPatch(MaskAttribution):
     adds a last window cut off by the border when the stride does not divide ``H - k``)
     and uncovered pixels are 0 (Captum divides 0 by 0).
 
+    Drop-in for ``captum.attr.Occlusion``: ``attribute`` takes Occlusion's arguments in
+    Occlusion's order (``inputs, sliding_window_shapes, strides, baselines, target,
+    additional_forward_args, perturbations_per_eval, show_progress``) with their
+    meaning; ``aggregate``, ``seed`` and ``return_map`` come after, keyword-only. Only
+    the defaults differ, where the paper's method has its own: a 29-pixel window and a
+    stride of 3 (Captum requires the window and strides by 1), 32 windows per forward
+    pass (Captum: 1). ``strides=None`` means 1, as in Captum. ``inputs`` may be one
+    tensor or a one-tensor tuple (the output has the same structure).
+
     All windows of all examples are scored in forward passes of ``N *
     perturbations_per_eval`` images; inpainting is batched the same way.
 
@@ -102,60 +117,73 @@ class SlidingPatch(MaskAttribution):
     >>> sp = SlidingPatch(model)
     >>> sp.attribute(torch.rand(2, 3, 40, 40), target=1, sliding_window_shapes=9).shape
     torch.Size([2, 3, 40, 40])
+
+    Occlusion's positional call (window, strides, baselines, target):
+
+    >>> sp.attribute(torch.rand(2, 3, 40, 40), (3, 10, 10), (3, 10, 10), 0.0, 1).shape
+    torch.Size([2, 3, 40, 40])
     """
 
     def __init__(
         self,
         forward_func: Callable[..., Tensor],
+        *,
         filler: Optional[Filler] = None,
         score: str = "softmax",
     ) -> None:
-        super().__init__(forward_func, score)
+        super().__init__(forward_func, score=score)
         self.filler = check_filler(filler, default=Constant(0.0))
 
     @log_usage()
     def attribute(
         self,
-        inputs: Tensor,
+        inputs: InputsLike,
+        sliding_window_shapes: SizeLike = 29,
+        strides: Optional[SizeLike] = 3,
+        baselines: BaselinesLike = None,
         target: TargetLike = None,
         additional_forward_args: Any = None,
-        sliding_window_shapes: SizeLike = 29,
-        strides: SizeLike = 3,
-        baselines: Union[None, float, Tensor] = None,
-        aggregate: str = "grid",
         perturbations_per_eval: int = 32,
         show_progress: bool = False,
+        *,
+        aggregate: str = "grid",
         seed: int = 0,
         return_map: bool = False,
-    ) -> Tensor:
-        """Sliding-patch attribution of ``inputs``.
+    ) -> InputsLike:
+        """Sliding-patch attribution of ``inputs`` (``captum.attr.Occlusion``'s order).
 
         Parameters
         ----------
-        inputs : Tensor
+        inputs : Tensor or tuple of one Tensor
             ``(N, C, H, W)`` images in the classifier's input space.
+        sliding_window_shapes : int or tuple
+            Patch size ``k``, ``(kh, kw)`` or Captum's ``(C, kh, kw)`` (default 29).
+        strides : int, tuple or None
+            Stride ``s``, ``(sh, sw)`` or Captum's ``(C, sh, sw)``; None means 1, as in
+            Captum (default 3).
+        baselines : number, Tensor or tuple of one of them, optional
+            Captum-style constant reference (a number or a tensor broadcastable to the
+            inputs) used instead of the filler.
         target : int, list of int or Tensor
             Target class(es), Captum semantics.
         additional_forward_args : any, optional
             Extra arguments to ``forward_func``.
-        sliding_window_shapes : int or tuple
-            Patch size ``k``, ``(kh, kw)`` or Captum's ``(C, kh, kw)`` (default 29).
-        strides : int or tuple
-            Stride ``s`` or ``(sh, sw)`` (default 3).
-        baselines : float or Tensor, optional
-            Captum-style constant reference (a number or a tensor broadcastable to the
-            inputs) used instead of the filler.
-        aggregate : {"grid", "average"}
-            Paper's resized window grid, or Captum's per-pixel average.
         perturbations_per_eval : int
             Windows per example in one forward pass (forward batches of ``N *
             perturbations_per_eval`` images).
         show_progress : bool
             Show a progress bar.
+        aggregate : {"grid", "average"}
+            Paper's resized window grid, or Captum's per-pixel average.
         seed : int
             Seed of random fillers.
         return_map : bool
             Return the ``(N, 1, H, W)`` map instead of the channel-expanded attribution.
+
+        Returns
+        -------
+        Tensor or tuple of one Tensor
+            Shaped like ``inputs`` (or ``(N, 1, H, W)``), with the structure of ``inputs``.
         """
         return self._run(
             inputs,
@@ -179,7 +207,7 @@ class SlidingPatch(MaskAttribution):
         *,
         sliding_window_shapes: SizeLike,
         strides: SizeLike,
-        baselines: Union[None, float, Tensor],
+        baselines: BaselinesLike,
         aggregate: str,
         perturbations_per_eval: int,
         show_progress: bool,
@@ -187,7 +215,7 @@ class SlidingPatch(MaskAttribution):
     ) -> Tensor:
         n, c, h, w = inputs.shape
         kh, kw = _pair(sliding_window_shapes, "sliding_window_shapes", c)
-        sh, sw = _pair(strides, "strides", c)
+        sh, sw = _pair(1 if strides is None else strides, "strides", c)
         check_choice(aggregate, "aggregate", AGGREGATES)
         if kh > h or kw > w:
             raise ValueError(
@@ -222,7 +250,7 @@ class SlidingPatch(MaskAttribution):
             holes_for,
             gy * gx,
             perturbations_per_eval,
-            torch.Generator().manual_seed(seed),
+            torch.Generator().manual_seed(check_int(seed, "seed")),
             show_progress,
             "SlidingPatch",
         )

@@ -11,16 +11,17 @@ from torch import Tensor
 
 from captum_ext._utils.validation import (
     TargetLike,
+    check_inputs,
+    check_int,
     check_non_negative,
     check_positive_int,
     check_same_device,
 )
-from captum_ext.attr._base import MaskAttribution
-from captum_ext.attr._perturbation import format_baselines, perturbation_scores
+from captum_ext.attr._base import InputsLike, MaskAttribution
+from captum_ext.attr._perturbation import BaselinesLike, format_baselines, perturbation_scores
 from captum_ext.fillers.base import Filler, check_filler
 from captum_ext.fillers.constant import Constant
 from captum_ext.fillers.image_space import ImageSpace
-from captum_ext.fillers.inpaint import to_unit_range
 
 
 def slic_superpixels(
@@ -63,14 +64,29 @@ def slic_superpixels(
 def check_feature_mask(feature_mask: object, inputs: Tensor) -> Tensor:
     """Validate a LIME ``feature_mask``: integer labels ``0..S_n-1`` per example.
 
-    Accepts ``(N, 1, H, W)``, ``(N, H, W)``, ``(1, 1, H, W)`` or ``(H, W)`` (the last two
-    shared by every example). Every label from 0 to the example's largest must occur.
+    Captum's forms: a tensor broadcastable to the ``(N, C, H, W)`` inputs (``(H, W)``,
+    ``(1, H, W)``, ``(1, 1, H, W)``, ``(N, 1, H, W)``, ``(N, C, H, W)``, ...), alone or
+    in a one-element tuple, with the same label on every channel of a pixel (the
+    methods attribute pixels). Also ``(N, H, W)``, one mask per example. Every label
+    from 0 to the example's largest must occur.
 
     Returns
     -------
     Tensor
         ``(N, 1, H, W)`` int64.
+
+    Examples
+    --------
+    >>> check_feature_mask(torch.arange(4).view(1, 2, 2), torch.zeros(3, 3, 2, 2)).shape
+    torch.Size([3, 1, 2, 2])
     """
+    if isinstance(feature_mask, tuple):
+        if len(feature_mask) != 1:
+            raise ValueError(
+                f"`feature_mask` is a tuple of {len(feature_mask)} tensors but there is one "
+                "input tensor"
+            )
+        (feature_mask,) = feature_mask
     if not isinstance(feature_mask, Tensor):
         raise TypeError(f"`feature_mask` must be a torch.Tensor, got {type(feature_mask).__name__}")
     if (
@@ -79,24 +95,25 @@ def check_feature_mask(feature_mask: object, inputs: Tensor) -> Tensor:
         or feature_mask.dtype == torch.bool
     ):
         raise TypeError(f"`feature_mask` must hold integer labels, got dtype {feature_mask.dtype}")
-    n, _, h, w = inputs.shape
+    n, c, h, w = inputs.shape
     mask = feature_mask
-    if mask.dim() == 2:
-        mask = mask[None, None]
-    elif mask.dim() == 3:
-        mask = mask[:, None]
-    if (
-        mask.dim() != 4
-        or mask.shape[1] != 1
-        or mask.shape[0] not in (1, n)
-        or mask.shape[2:] != (h, w)
-    ):
+    if mask.dim() == 3 and mask.shape[0] == n and n not in (1, c):
+        mask = mask[:, None]  # (N, H, W): one mask per example
+    try:
+        mask = mask.expand(n, c, h, w)
+    except RuntimeError:
         raise ValueError(
-            f"`feature_mask` must have shape ({n}, 1, {h}, {w}) (or (1, 1, {h}, {w}), "
-            f"({n}, {h}, {w}), ({h}, {w})) to match the inputs, got {tuple(feature_mask.shape)}"
-        )
+            f"`feature_mask` of shape {tuple(feature_mask.shape)} cannot be broadcast to the "
+            f"inputs {tuple(inputs.shape)}; pass e.g. ({h}, {w}), (1, 1, {h}, {w}) or "
+            f"({n}, 1, {h}, {w}) labels"
+        ) from None
     check_same_device(inputs, mask, names=("inputs", "feature_mask"))
-    mask = mask.long().expand(n, 1, h, w)
+    if c > 1 and not bool((mask == mask[:, :1]).all()):
+        raise ValueError(
+            "`feature_mask` must give every channel of a pixel the same label (the method "
+            "attributes pixels, not channels)"
+        )
+    mask = mask[:, :1].long()
     flat = mask.flatten(1)
     if int(flat.min()) < 0:
         raise ValueError(f"`feature_mask` labels must be 0..S-1, found {int(flat.min())}")
@@ -168,6 +185,24 @@ class SuperpixelLime(MaskAttribution):
     painted on its pixels. Values are regression coefficients of the score (roughly in
     [-1, 1] for probabilities); higher = more evidence for the target.
 
+    Superpixels without ``feature_mask``: with an ``ImageSpace`` (``space``, or the
+    filler's) SLIC runs on the pixels ``space.to_pixels(inputs)`` clipped to [0, 1]
+    (the exact path; clipping only matters for noisy inputs such as
+    ``captum.attr.NoiseTunnel``'s). Without one, SLIC runs on a copy of each image
+    rescaled to [0, 1] by its own minimum and maximum, so normalised inputs (e.g.
+    ImageNet-normalised ones) work by default; one affine map per image keeps the
+    image's structure and the ratios of its colour distances, but not their scale,
+    which SLIC's ``compactness`` is weighed against. Pass ``space`` for the paper's
+    segmentation, or ``feature_mask`` (as with ``captum.attr.Lime``) for your own.
+
+    Drop-in for ``captum.attr.Lime`` on images: ``attribute`` takes Lime's arguments
+    in Lime's order (``inputs, baselines, target, additional_forward_args,
+    feature_mask, n_samples, perturbations_per_eval, return_input_shape,
+    show_progress``) with their meaning; ``seed`` and ``return_map`` come after,
+    keyword-only. Defaults follow the paper where it has its own (1,000 samples, 50 per
+    forward pass; Captum: 25 and 1). ``baselines=None`` uses the filler
+    (``Constant(0)`` by default, Captum's 0).
+
     Differs from the reference ``lime_image``: the kernel is ``exp(-d^2/w^2)`` as the
     LIME paper defines it (``lime_image`` takes its square root) and the regression uses
     every superpixel (``lime_image`` keeps the top ``num_features`` after a feature
@@ -220,6 +255,7 @@ class SuperpixelLime(MaskAttribution):
     def __init__(
         self,
         forward_func: Callable[..., Tensor],
+        *,
         filler: Optional[Filler] = None,
         score: str = "softmax",
         space: Optional[ImageSpace] = None,
@@ -229,9 +265,11 @@ class SuperpixelLime(MaskAttribution):
         kernel_width: float = 0.25,
         alpha: float = 1.0,
     ) -> None:
-        super().__init__(forward_func, score)
+        super().__init__(forward_func, score=score)
         self.filler = check_filler(filler, default=Constant(0.0))
-        self.space = space or getattr(self.filler, "space", None) or ImageSpace()
+        if space is not None and not isinstance(space, ImageSpace):
+            raise TypeError(f"`space` must be an ImageSpace, got {type(space).__name__}")
+        self.space: Optional[ImageSpace] = space or getattr(self.filler, "space", None)
         self.n_segments = check_positive_int(n_segments, "n_segments")
         self.compactness = check_non_negative(compactness, "compactness")
         self.sigma = check_non_negative(sigma, "sigma")
@@ -243,43 +281,60 @@ class SuperpixelLime(MaskAttribution):
     @log_usage()
     def attribute(
         self,
-        inputs: Tensor,
+        inputs: InputsLike,
+        baselines: BaselinesLike = None,
         target: TargetLike = None,
         additional_forward_args: Any = None,
-        feature_mask: Optional[Tensor] = None,
-        baselines: Union[None, float, Tensor] = None,
+        feature_mask: Union[None, Tensor, Tuple[Tensor]] = None,
         n_samples: int = 1000,
         perturbations_per_eval: int = 50,
+        return_input_shape: bool = True,
         show_progress: bool = False,
+        *,
         seed: int = 0,
         return_map: bool = False,
-    ) -> Tensor:
-        """LIME attribution of ``inputs``.
+    ) -> Union[Tensor, Tuple[Tensor]]:
+        """LIME attribution of ``inputs`` (``captum.attr.Lime``'s order).
 
         Parameters
         ----------
-        inputs : Tensor
+        inputs : Tensor or tuple of one Tensor
             ``(N, C, H, W)`` images in the classifier's input space.
+        baselines : number, Tensor or tuple of one of them, optional
+            Captum-style constant reference used instead of the filler.
         target : int, list of int or Tensor
             Target class(es), Captum semantics.
         additional_forward_args : any, optional
             Extra arguments to ``forward_func``.
-        feature_mask : Tensor, optional
-            Integer superpixel labels ``0..S-1``: ``(N, 1, H, W)``, ``(N, H, W)``, or
-            ``(1, 1, H, W)`` / ``(H, W)`` shared by all examples. Default: SLIC.
-        baselines : float or Tensor, optional
-            Captum-style constant reference used instead of the filler.
+        feature_mask : Tensor or tuple of one Tensor, optional
+            Integer superpixel labels ``0..S-1``, broadcastable to the inputs as in
+            Captum (``(H, W)``, ``(1, 1, H, W)``, ``(N, 1, H, W)``, ...) or ``(N, H, W)``;
+            a pixel's channels share its label. Default: SLIC (see the class docstring).
         n_samples : int
             Number of samples ``N`` (>= 2; the first is the unperturbed image).
         perturbations_per_eval : int
             Samples per example in one forward pass.
+        return_input_shape : bool
+            True: each superpixel's coefficient painted on its pixels (shaped like
+            ``inputs``). False: the ``(N, S)`` coefficients (``S`` the most superpixels
+            of an example; missing ones are 0), one tensor, as Captum's Lime returns its
+            interpretable model's weights.
         show_progress : bool
             Show a progress bar.
         seed : int
             Seed of the samples (and of random fillers).
         return_map : bool
-            Return the ``(N, 1, H, W)`` map instead of the channel-expanded attribution.
+            Return the ``(N, 1, H, W)`` map instead of the channel-expanded attribution
+            (ignored with ``return_input_shape=False``).
+
+        Returns
+        -------
+        Tensor or tuple of one Tensor
+            With ``return_input_shape=True``, shaped like ``inputs`` (or ``(N, 1, H, W)``)
+            with the structure of ``inputs``.
         """
+        if not return_input_shape:
+            inputs, return_map = check_inputs(inputs), True
         return self._run(
             inputs,
             target,
@@ -291,11 +346,26 @@ class SuperpixelLime(MaskAttribution):
             perturbations_per_eval=perturbations_per_eval,
             show_progress=show_progress,
             seed=seed,
+            coefficients=not return_input_shape,
         )
 
     def superpixels(self, inputs: Tensor) -> Tensor:
-        """The ``(N, 1, H, W)`` SLIC labels used when no ``feature_mask`` is given."""
-        pixels = to_unit_range(self.space.to_pixels(inputs), "inputs", "SLIC superpixels")
+        """The ``(N, 1, H, W)`` SLIC labels used when no ``feature_mask`` is given.
+
+        Examples
+        --------
+        >>> from torch import nn
+        >>> lime = SuperpixelLime(nn.Flatten(), n_segments=4)
+        >>> x = torch.rand(1, 3, 16, 16)
+        >>> torch.equal(lime.superpixels(x), lime.superpixels(x * 10 - 3))  # min-max rescaled
+        True
+        """
+        if self.space is not None:
+            pixels = self.space.to_pixels(inputs).clamp(0.0, 1.0)
+        else:
+            low = inputs.amin(dim=(1, 2, 3), keepdim=True)
+            high = inputs.amax(dim=(1, 2, 3), keepdim=True)
+            pixels = (inputs - low) / (high - low).clamp_min(torch.finfo(inputs.dtype).tiny)
         return slic_superpixels(pixels, self.n_segments, self.compactness, self.sigma)
 
     def _attribute_map(
@@ -305,11 +375,12 @@ class SuperpixelLime(MaskAttribution):
         additional_forward_args: Tuple[Any, ...],
         *,
         feature_mask: Optional[Tensor],
-        baselines: Union[None, float, Tensor],
+        baselines: BaselinesLike,
         n_samples: int,
         perturbations_per_eval: int,
         show_progress: bool,
         seed: int,
+        coefficients: bool,
     ) -> Tensor:
         check_positive_int(n_samples, "n_samples", minimum=2)
         check_positive_int(perturbations_per_eval, "perturbations_per_eval")
@@ -326,7 +397,7 @@ class SuperpixelLime(MaskAttribution):
         width = int(counts.max())
         real = torch.arange(width, device=inputs.device) < counts[:, None]  # (N, S)
 
-        generator = torch.Generator().manual_seed(seed)
+        generator = torch.Generator().manual_seed(check_int(seed, "seed"))
         draws = torch.rand(n, n_samples, width, generator=generator).to(inputs.device) < 0.5
         draws[:, 0] = True
         samples = draws & real[:, None]  # (N, M, S); padded superpixels are always off
@@ -356,5 +427,7 @@ class SuperpixelLime(MaskAttribution):
         on = samples.sum(dim=2).double()
         distance = 1 - torch.sqrt(on / counts[:, None].double())  # cosine distance to all-ones
         weights = torch.exp(-(distance**2) / self.kernel_width**2)
-        coefficients = weighted_ridge(samples.double(), scores, weights, self.alpha)
-        return coefficients.to(inputs.dtype).gather(1, flat_segments).view(n, 1, h, w)
+        weights_of = weighted_ridge(samples.double(), scores, weights, self.alpha).to(inputs.dtype)
+        if coefficients:
+            return weights_of.masked_fill(~real, 0.0)
+        return weights_of.gather(1, flat_segments).view(n, 1, h, w)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple, Union
 
 import torch
 from captum.attr import GradientAttribution, LayerAttribution, LayerGradCam
@@ -10,7 +10,7 @@ from captum.log import log_usage
 from torch import Tensor, nn
 
 from captum_ext._utils.forward import forward_args, select_args
-from captum_ext._utils.model_state import modules_of, preserved_state
+from captum_ext._utils.model_state import modules_of, preserved_state, warn_if_training
 from captum_ext._utils.scores import as_logits
 from captum_ext._utils.validation import TargetLike, check_inputs, check_model_device, format_target
 
@@ -136,6 +136,10 @@ class UpsampledLayerGradCam(GradientAttribution):
     of the evaluation. ReLU is applied to the layer map by default, as in the paper
     (Captum's default is not to).
 
+    The constructor and ``attribute`` take ``captum.attr.LayerGradCam``'s arguments in
+    its order (``forward_func, layer, device_ids``; ``inputs, target,
+    additional_forward_args, attribute_to_layer_input``); the others are keyword-only.
+
     Parameters
     ----------
     forward_func : callable or nn.Module
@@ -143,12 +147,12 @@ class UpsampledLayerGradCam(GradientAttribution):
     layer : nn.Module, optional
         The layer; default :func:`default_gradcam_layer` of the model, found at the
         first ``attribute`` call from its inputs and kept for later calls.
+    device_ids : list of int, optional
+        As Captum (DataParallel models).
     interpolate_mode : str
         Mode of ``torch.nn.functional.interpolate``.
     relu_attributions : bool
         Clamp the layer map at 0.
-    device_ids : list of int, optional
-        As Captum (DataParallel models).
 
     References
     ----------
@@ -169,9 +173,10 @@ class UpsampledLayerGradCam(GradientAttribution):
         self,
         forward_func: Callable[..., Tensor],
         layer: Optional[nn.Module] = None,
+        device_ids: Optional[List[int]] = None,
+        *,
         interpolate_mode: str = "bilinear",
         relu_attributions: bool = True,
-        device_ids: Optional[List[int]] = None,
     ) -> None:
         if layer is None and not modules_of(forward_func):
             raise ValueError("`layer` is required when `forward_func` is not a module")
@@ -192,18 +197,19 @@ class UpsampledLayerGradCam(GradientAttribution):
     @log_usage()
     def attribute(
         self,
-        inputs: Tensor,
+        inputs: Union[Tensor, Tuple[Tensor]],
         target: TargetLike = None,
         additional_forward_args: Any = None,
         attribute_to_layer_input: bool = False,
+        *,
         return_map: bool = False,
-    ) -> Tensor:
+    ) -> Union[Tensor, Tuple[Tensor]]:
         """Upsampled Grad-CAM of ``inputs`` for ``target``.
 
         Parameters
         ----------
-        inputs : Tensor
-            ``(N, C, H, W)`` images.
+        inputs : Tensor or tuple of one Tensor
+            ``(N, C, H, W)`` images (a tuple gives a tuple back, as in Captum).
         target : int, list of int or Tensor
             Target class(es), Captum semantics.
         additional_forward_args : any, optional
@@ -213,9 +219,11 @@ class UpsampledLayerGradCam(GradientAttribution):
         return_map : bool
             Return the ``(N, 1, H, W)`` map instead of the channel-expanded attribution.
         """
+        inputs_are_tuple = isinstance(inputs, tuple)
         inputs = check_inputs(inputs)
         for module in modules_of(self.forward_func):
             check_model_device(module, inputs)
+        warn_if_training(modules_of(self.forward_func), type(self).__name__, stacklevel=3)
         args = forward_args(additional_forward_args)
         first = torch.zeros(1, dtype=torch.long, device=inputs.device)
         with torch.no_grad():  # one image, to range-check the target
@@ -237,6 +245,6 @@ class UpsampledLayerGradCam(GradientAttribution):
         attr_map = LayerAttribution.interpolate(
             layer_map, tuple(inputs.shape[2:]), self.interpolate_mode
         ).detach()
-        if return_map:
-            return attr_map
-        return attr_map.expand(-1, inputs.shape[1], -1, -1).contiguous()
+        if not return_map:
+            attr_map = attr_map.expand(-1, inputs.shape[1], -1, -1).contiguous()
+        return (attr_map,) if inputs_are_tuple else attr_map

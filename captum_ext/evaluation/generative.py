@@ -468,10 +468,10 @@ def run_sensitivity(
     sizes = scaled_sizes(patch_sizes, image_size)
     stride = max(1, round(14 * image_size / 224))
     variants = {
-        "SP": SlidingPatch(model, Constant(0.0), score=SCORE),
-        "SP-G": SlidingPatch(model, learned, score=SCORE),
-        "LIME": SuperpixelLime(model, Constant(0.0), score=SCORE, space=space),
-        "LIME-G": SuperpixelLime(model, learned, score=SCORE, space=space),
+        "SP": SlidingPatch(model, filler=Constant(0.0), score=SCORE),
+        "SP-G": SlidingPatch(model, filler=learned, score=SCORE),
+        "LIME": SuperpixelLime(model, filler=Constant(0.0), score=SCORE, space=space),
+        "LIME-G": SuperpixelLime(model, filler=learned, score=SCORE, space=space),
     }
     scores: Dict[str, Dict[str, List[Tensor]]] = {name: {} for name in variants}
     starts = range(0, len(dataset), batch_size)

@@ -219,7 +219,7 @@ def explainer_method(
             net = load_shapes_explainer(
                 checkpoint, device=device, variant=variant, checkpoint_dir=ctx.checkpoint_dir
             )
-            return ExplainerAttribution(model, net)
+            return ExplainerAttribution(model, explainer=net)
 
         return MethodSpec(name, build, {}, batch_size=64)
 
@@ -266,7 +266,7 @@ def sliding_patch(ctx: MethodContext, inpainter: Optional[str] = None) -> Method
     return MethodSpec(
         "SP" + _suffix(inpainter),
         lambda model: SlidingPatch(
-            model, _filler(ctx, model, inpainter, Constant(0.0)), score=ctx.score
+            model, filler=_filler(ctx, model, inpainter, Constant(0.0)), score=ctx.score
         ),
         {"sliding_window_shapes": window, "strides": stride, "perturbations_per_eval": 64},
         batch_size=8,
@@ -278,7 +278,10 @@ def superpixel_lime(ctx: MethodContext, inpainter: Optional[str] = None) -> Meth
     return MethodSpec(
         "LIME" + _suffix(inpainter),
         lambda model: SuperpixelLime(
-            model, _filler(ctx, model, inpainter, Constant(0.0)), score=ctx.score, space=ctx.space
+            model,
+            filler=_filler(ctx, model, inpainter, Constant(0.0)),
+            score=ctx.score,
+            space=ctx.space,
         ),
         {"n_samples": 1000, "perturbations_per_eval": 50},
         batch_size=8,
@@ -296,7 +299,7 @@ def mp2(ctx: MethodContext, inpainter: Optional[str] = None) -> MethodSpec:
         "MP2" + _suffix(inpainter),
         lambda model: MP2(
             model,
-            _filler(ctx, model, inpainter, Blur(float(ctx.scaled(10)))),
+            filler=_filler(ctx, model, inpainter, Blur(float(ctx.scaled(10)))),
             score=ctx.score,
             grid_size=grid,
         ),

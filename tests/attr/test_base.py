@@ -4,9 +4,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import warnings
+
 import pytest
 import torch
-from captum.attr import NoiseTunnel
+from captum.attr import NoiseTunnel, Occlusion
 from captum.attr import visualization as viz
 from captum.log import log_usage
 from captum.metrics import infidelity
@@ -19,6 +21,7 @@ from captum_ext.attr import (
     RandomAttribution,
     SlidingPatch,
     SuperpixelLime,
+    UpsampledLayerGradCam,
 )
 from captum_ext.fillers import Blur, Constant, UniformNoise
 from tests.conftest import TinyCNN
@@ -50,11 +53,11 @@ class GradientOfScore(MaskAttribution):
 
 
 def test_output_shapes_and_map(tiny_model, images):
-    method = RandomAttribution(tiny_model, seed=1)
-    attr = method.attribute(images, target=2)
+    method = RandomAttribution(tiny_model)
+    attr = method.attribute(images, target=2, seed=1)
     assert attr.shape == images.shape
     assert torch.equal(attr[:, 0], attr[:, 2])
-    amap = method.attribute(images, target=2, return_map=True)
+    amap = method.attribute(images, target=2, seed=1, return_map=True)
     assert amap.shape == (3, 1, 16, 16)
     assert torch.equal(amap[:, 0], attr[:, 0])
     assert ((amap >= 0) & (amap <= 1)).all()
@@ -62,9 +65,10 @@ def test_output_shapes_and_map(tiny_model, images):
 
 
 def test_same_seed_same_map(tiny_model, images):
-    a = RandomAttribution(tiny_model, seed=5).attribute(images, target=0)
-    b = RandomAttribution(tiny_model, seed=5).attribute(images, target=0)
-    assert torch.equal(a, b)
+    a = RandomAttribution(tiny_model).attribute(images, target=0, seed=5)
+    b = RandomAttribution(tiny_model).attribute(images, target=0, seed=5)
+    c = RandomAttribution(tiny_model).attribute(images, target=0, seed=6)
+    assert torch.equal(a, b) and not torch.equal(a, c)
 
 
 def test_works_under_no_grad_and_with_noise_tunnel(tiny_model, images):
@@ -111,6 +115,51 @@ def test_parameters_frozen_inside_and_state_restored(images):
     assert [p.requires_grad for p in model.parameters()] == flags
     assert all(p.grad is None for p in model.parameters())
     assert model.training and model.head[2].training
+
+
+TRAIN_MODE_CALLS = {
+    "SlidingPatch": lambda m, x: SlidingPatch(m).attribute(x, 5, 4, target=1),
+    "RandomAttribution": lambda m, x: RandomAttribution(m).attribute(x, 1),
+    "UpsampledLayerGradCam": lambda m, x: UpsampledLayerGradCam(m, m.features[3]).attribute(x, 1),
+}
+
+
+@pytest.mark.parametrize("call", TRAIN_MODE_CALLS.values(), ids=TRAIN_MODE_CALLS.keys())
+def test_train_mode_warns_once_and_is_left_as_found(images, call):
+    # As documented: the mode is never changed, so BatchNorm in train mode rewrites its
+    # running statistics with the perturbed batches, and the user is told once per call.
+    torch.manual_seed(0)
+    model = TinyCNN().train()
+    before = model.features[1].running_mean.clone()
+    with pytest.warns(UserWarning) as caught:
+        call(model, images)
+    messages = [str(w.message) for w in caught if "train mode" in str(w.message)]
+    assert len(messages) == 1
+    assert "BatchNorm2d" in messages[0] and "Dropout" in messages[0]
+    assert "running statistics" in messages[0] and "model.eval()" in messages[0]
+    assert all(m.training for m in model.modules())
+    assert not torch.equal(model.features[1].running_mean, before)
+
+
+@pytest.mark.parametrize("call", TRAIN_MODE_CALLS.values(), ids=TRAIN_MODE_CALLS.keys())
+def test_eval_mode_is_left_as_found_and_statistics_untouched(images, call):
+    torch.manual_seed(0)
+    model = TinyCNN().eval()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        call(model, images)
+    assert not [w for w in caught if "train mode" in str(w.message)]
+    assert not any(m.training for m in model.modules())
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+
+
+def test_captum_rewrites_batchnorm_statistics_in_train_mode_too(images):
+    # What the warning says Captum does silently.
+    model = TinyCNN().train()
+    before = model.features[1].running_mean.clone()
+    Occlusion(model).attribute(images, sliding_window_shapes=(3, 5, 5), strides=4, target=1)
+    assert model.training and not torch.equal(model.features[1].running_mean, before)
 
 
 def test_state_restored_after_exception(images):

@@ -37,7 +37,7 @@ class FixedClassifier(nn.Module):
 
 def test_attribute_is_the_target_mask_without_classifier_call(net, images):
     classifier = FixedClassifier(torch.zeros(3, 4))
-    method = ExplainerAttribution(classifier, net)
+    method = ExplainerAttribution(classifier, explainer=net)
     attr = method.attribute(images, target=[0, 3, 1])
     expected = net(images).sigmoid()
     assert attr.shape == images.shape
@@ -50,14 +50,14 @@ def test_attribute_is_the_target_mask_without_classifier_call(net, images):
 
 
 def test_class_masks_are_all_k_masks(net, images):
-    masks = ExplainerAttribution(None, net).class_masks(images)
+    masks = ExplainerAttribution(None, explainer=net).class_masks(images)
     assert masks.shape == (3, 4, 16, 16)
     assert torch.allclose(masks, net(images).sigmoid())
 
 
 def test_target_none_aggregates_the_predicted_labels(net, images):
     logits = torch.tensor([[3.0, -3.0, 2.0, -1.0], [-3.0, -2.0, -1.0, -5.0], [0.0, 5.0, 5.0, 5.0]])
-    method = ExplainerAttribution(FixedClassifier(logits), net)
+    method = ExplainerAttribution(FixedClassifier(logits), explainer=net)
     amap = method.attribute(images, return_map=True)
     s = net(images).sigmoid()
     expected = torch.stack([
@@ -70,13 +70,13 @@ def test_target_none_aggregates_the_predicted_labels(net, images):
 
 def test_target_none_without_classifier_is_a_clear_error(net, images):
     with pytest.raises(ValueError, match="without a classifier"):
-        ExplainerAttribution(None, net).attribute(images)
+        ExplainerAttribution(None, explainer=net).attribute(images)
     with pytest.raises(ValueError, match="3 classes but the explainer predicts 4"):
-        ExplainerAttribution(FixedClassifier(torch.zeros(3, 3)), net).attribute(images)
+        ExplainerAttribution(FixedClassifier(torch.zeros(3, 3)), explainer=net).attribute(images)
 
 
 def test_bad_inputs_are_rejected(net, images):
-    method = ExplainerAttribution(None, net)
+    method = ExplainerAttribution(None, explainer=net)
     with pytest.raises(ValueError, match="inputs"):
         method.attribute(images[0], target=0)
     with pytest.raises(TypeError, match="inputs"):
@@ -92,8 +92,9 @@ def test_bad_inputs_are_rejected(net, images):
     with pytest.raises(ValueError, match="inputs"):
         method.class_masks(images.half()[:, :, :, :, None])
     with pytest.raises(TypeError, match="explainer"):
-        ExplainerAttribution(None, "unet")
-    on_meta = ExplainerAttribution(None, build_explainer_net("unet", 4, width=4, depth=1).to("meta"))
+        ExplainerAttribution(None, explainer="unet")
+    meta_net = build_explainer_net("unet", 4, width=4, depth=1).to("meta")
+    on_meta = ExplainerAttribution(None, explainer=meta_net)
     with pytest.raises(ValueError, match="`explainer` is on meta"):
         on_meta.attribute(images, target=0)
     with pytest.raises(ValueError, match="explainer"):
@@ -106,7 +107,7 @@ def test_explainer_runs_in_eval_mode_and_state_is_restored(images):
     with torch.no_grad():  # give BatchNorm non-trivial running statistics
         net.train()(images * 3 + 1)
     buffers = {k: v.clone() for k, v in net.state_dict().items()}
-    method = ExplainerAttribution(None, net)
+    method = ExplainerAttribution(None, explainer=net)
     attr = method.attribute(images, target=1, return_map=True)
     assert net.training and all(p.requires_grad for p in net.parameters())
     assert all(torch.equal(v, buffers[k]) for k, v in net.state_dict().items())
@@ -114,7 +115,7 @@ def test_explainer_runs_in_eval_mode_and_state_is_restored(images):
 
 
 def test_captum_visualization_and_noise_tunnel(net, images):
-    method = ExplainerAttribution(None, net)
+    method = ExplainerAttribution(None, explainer=net)
     attr = method.attribute(images, target=1)
     fig, _ = viz.visualize_image_attr(
         attr[0].permute(1, 2, 0).numpy(), images[0].permute(1, 2, 0).numpy(),
@@ -129,7 +130,7 @@ def test_torchvision_dict_model_is_wrapped_and_upsampled(images):
     from torchvision.models.segmentation import lraspp_mobilenet_v3_large
 
     model = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=4).eval()
-    method = ExplainerAttribution(None, model)
+    method = ExplainerAttribution(None, explainer=model)
     x = torch.rand(1, 3, 40, 40)
     assert torch.allclose(method.class_masks(x), model(x)["out"].sigmoid())
     assert method.attribute(images, target=0).shape == images.shape
@@ -138,7 +139,7 @@ def test_torchvision_dict_model_is_wrapped_and_upsampled(images):
 def test_from_checkpoint_weights_file_and_plain_state_dict(net, tmp_path, images):
     path = save_weights(tmp_path / "w.pt", net.config, net.state_dict())
     loaded = ExplainerAttribution.from_checkpoint(path, forward_func=TinyCNN(4).eval())
-    reference = ExplainerAttribution(None, net.half().float()).class_masks(images)
+    reference = ExplainerAttribution(None, explainer=net.half().float()).class_masks(images)
     assert torch.allclose(loaded.class_masks(images), reference, atol=1e-6)
     assert loaded.attribute(images).shape == images.shape  # target=None through the classifier
 

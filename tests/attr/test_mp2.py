@@ -32,7 +32,7 @@ def test_greedy_order_follows_the_steepest_descent():
     # gradient w.r.t. the cell is -4 * w_c, so cells go in decreasing w, two at a time.
     weights = torch.randperm(16, generator=torch.Generator().manual_seed(0)).float().view(4, 4)
     model = CellModel(weights)
-    mp2 = MP2(model, Constant(0.0), score="logit", grid_size=4)
+    mp2 = MP2(model, filler=Constant(0.0), score="logit", grid_size=4)
     # Stop once the logit is <= 4 * sum of the 6 smallest weights (= 4 * 15): after 5
     # iterations (10 cells removed).
     out = mp2.attribute(torch.ones(1, 3, 8, 8), 0, stop_prob=60.0, return_map=True)
@@ -48,14 +48,21 @@ def test_greedy_order_follows_the_steepest_descent():
 def test_rank_abs_uses_the_gradient_magnitude():
     weights = torch.tensor([[5.0, -9.0, 1.0, 0.0]] * 4)
     mp2 = MP2(
-        CellModel(weights), Constant(0.0), score="logit", grid_size=4, rank="abs", cells_per_step=4
+        CellModel(weights),
+        filler=Constant(0.0),
+        score="logit",
+        grid_size=4,
+        rank="abs",
+        cells_per_step=4,
     )
     out = mp2.attribute(
         torch.ones(1, 3, 8, 8), 0, stop_prob=-1e6, max_iterations=1, binary=True, return_map=True
     )
     # |gradient| is largest for the -9 column, although removing it raises the score.
     assert torch.equal(out[0, 0, ::2, ::2], (weights == -9).float())
-    descent = MP2(CellModel(weights), Constant(0.0), score="logit", grid_size=4, cells_per_step=4)
+    descent = MP2(
+        CellModel(weights), filler=Constant(0.0), score="logit", grid_size=4, cells_per_step=4
+    )
     out = descent.attribute(
         torch.ones(1, 3, 8, 8), 0, stop_prob=-1e6, max_iterations=1, binary=True, return_map=True
     )
@@ -64,7 +71,7 @@ def test_rank_abs_uses_the_gradient_magnitude():
 
 def test_per_example_stopping():
     weights = torch.arange(16.0).view(4, 4)
-    mp2 = MP2(CellModel(weights), Constant(0.0), score="logit", grid_size=4)
+    mp2 = MP2(CellModel(weights), filler=Constant(0.0), score="logit", grid_size=4)
     x = torch.ones(2, 3, 8, 8)
     x[1] *= 0.5  # halves every drop: needs more iterations to reach the threshold
     out = mp2.attribute(x, 0, stop_prob=200.0, return_map=True)[:, 0, ::2, ::2]
@@ -76,7 +83,7 @@ def test_per_example_stopping():
 
 
 def test_already_below_threshold_gives_an_empty_map():
-    mp2 = MP2(CellModel(torch.ones(4, 4)), Constant(0.0), score="logit", grid_size=4)
+    mp2 = MP2(CellModel(torch.ones(4, 4)), filler=Constant(0.0), score="logit", grid_size=4)
     out = mp2.attribute(torch.ones(1, 3, 8, 8), 0, stop_prob=1e6)
     assert torch.all(out == 0)
 
@@ -93,7 +100,7 @@ class MaskSpy:
 def test_mp2_g_fills_the_current_mask_and_each_candidate_set():
     spy = MaskSpy()
     weights = torch.arange(16.0).view(4, 4)
-    mp2_g = MP2(CellModel(weights), Inpaint(spy), score="logit", grid_size=4)
+    mp2_g = MP2(CellModel(weights), filler=Inpaint(spy), score="logit", grid_size=4)
     x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     out = mp2_g.attribute(x, 0, max_iterations=3, binary=True, return_map=True)
     # Per iteration t = 0..3: the current mask, then it plus each of the 4 parity sets of
@@ -119,7 +126,7 @@ def test_mp2_g_removes_the_evidence_first_not_raster_order():
     x[0, 0, 4:6, 6:8] = 1.0
     mp2_g = MP2(
         CellModel(torch.ones(4, 4)),
-        Inpaint(OpenCVInpainter()),
+        filler=Inpaint(OpenCVInpainter()),
         score="logit",
         grid_size=4,
         cells_per_step=1,
@@ -151,6 +158,7 @@ def test_works_under_no_grad(tiny_model, images):
         (dict(filler="blur"), {}, TypeError, "filler"),
         ({}, dict(stop_prob="low"), TypeError, "stop_prob"),
         ({}, dict(max_iterations=0), ValueError, "max_iterations"),
+        ({}, dict(seed=1.5), TypeError, "seed"),
         ({}, dict(target=9), ValueError, "target"),
     ],
 )

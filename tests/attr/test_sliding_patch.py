@@ -48,8 +48,8 @@ def test_average_equals_captum_occlusion(tiny_model, window, stride):
 
 
 def test_constant_filler_equals_baselines(tiny_model, images):
-    a = SlidingPatch(tiny_model, Constant(0.3)).attribute(images, 1, sliding_window_shapes=5)
-    b = SlidingPatch(tiny_model).attribute(images, 1, sliding_window_shapes=5, baselines=0.3)
+    a = SlidingPatch(tiny_model, filler=Constant(0.3)).attribute(images, target=1, sliding_window_shapes=5)
+    b = SlidingPatch(tiny_model).attribute(images, target=1, sliding_window_shapes=5, baselines=0.3)
     assert torch.equal(a, b)
 
 
@@ -58,7 +58,7 @@ def test_grid_map_is_the_resized_window_grid():
     model = SumModel(weights)
     x = torch.ones(1, 3, 12, 12)
     grid_map = SlidingPatch(model, score="logit").attribute(
-        x, 0, sliding_window_shapes=4, strides=2, return_map=True
+        x, target=0, sliding_window_shapes=4, strides=2, return_map=True
     )
     # Removing a window (fill 0) drops the logit by the window's weight sum.
     drops = torch.tensor(
@@ -73,7 +73,7 @@ def test_average_leaves_uncovered_pixels_at_zero():
     model = SumModel(torch.ones(10, 10))
     out = SlidingPatch(model, score="logit").attribute(
         torch.ones(1, 3, 10, 10),
-        0,
+        target=0,
         sliding_window_shapes=4,
         strides=3,
         aggregate="average",
@@ -83,7 +83,7 @@ def test_average_leaves_uncovered_pixels_at_zero():
     assert torch.allclose(out, torch.full_like(out, 16.0))
     out = SlidingPatch(model, score="logit").attribute(
         torch.ones(1, 3, 10, 10),
-        0,
+        target=0,
         sliding_window_shapes=4,
         strides=4,
         aggregate="average",
@@ -103,18 +103,18 @@ class SpyInpainter:
 
 def test_sp_g_inpaints_in_batches_of_n_times_perturbations_per_eval(tiny_model, images):
     spy = SpyInpainter()
-    sp_g = SlidingPatch(tiny_model, Inpaint(spy))
-    attr = sp_g.attribute(images, 2, sliding_window_shapes=6, strides=5, perturbations_per_eval=4)
+    sp_g = SlidingPatch(tiny_model, filler=Inpaint(spy))
+    attr = sp_g.attribute(images, target=2, sliding_window_shapes=6, strides=5, perturbations_per_eval=4)
     # 16 x 16 image, window 6, stride 5: 3 x 3 = 9 windows -> chunks of 4, 4, 1 for N=3
     assert spy.batches == [12, 12, 3]
-    plain = SlidingPatch(tiny_model).attribute(images, 2, sliding_window_shapes=6, strides=5)
+    plain = SlidingPatch(tiny_model).attribute(images, target=2, sliding_window_shapes=6, strides=5)
     assert attr.shape == images.shape and not torch.allclose(attr, plain)
 
 
 def test_sp_g_in_normalised_space(tiny_model, images):
     space = ImageSpace(0.5, 0.25)
-    out = SlidingPatch(tiny_model, Inpaint(OpenCVInpainter(), space)).attribute(
-        space.to_inputs(images), 0, sliding_window_shapes=5, strides=4
+    out = SlidingPatch(tiny_model, filler=Inpaint(OpenCVInpainter(), space)).attribute(
+        space.to_inputs(images), target=0, sliding_window_shapes=5, strides=4
     )
     assert out.shape == images.shape and torch.isfinite(out).all()
 
@@ -127,7 +127,7 @@ def test_additional_forward_args_are_repeated_per_perturbation(images):
     scale = torch.tensor([1.0, 2.0, 3.0])
     out = SlidingPatch(Scaled(), score="logit").attribute(
         images,
-        0,
+        target=0,
         additional_forward_args=(scale,),
         sliding_window_shapes=3,
         strides=2,
@@ -141,8 +141,8 @@ def test_additional_forward_args_are_repeated_per_perturbation(images):
 
 def test_works_under_no_grad_and_restores_model(tiny_model, images):
     tiny_model.train()
-    with torch.no_grad():
-        out = SlidingPatch(tiny_model).attribute(images, 0, sliding_window_shapes=5)
+    with torch.no_grad(), pytest.warns(UserWarning, match="train mode"):
+        out = SlidingPatch(tiny_model).attribute(images, target=0, sliding_window_shapes=5)
     assert out.shape == images.shape and tiny_model.training
 
 
@@ -188,22 +188,22 @@ def test_bad_arguments(tiny_model, images, kwargs, error, match):
 )
 def test_bad_inputs(tiny_model, inputs, error, match):
     with pytest.raises(error, match=match):
-        SlidingPatch(tiny_model).attribute(inputs, 0, sliding_window_shapes=5)
+        SlidingPatch(tiny_model).attribute(inputs, target=0, sliding_window_shapes=5)
 
 
 def test_bad_inpainters_and_devices(tiny_model, images):
     with pytest.raises(ValueError, match="outside the holes"):
-        SlidingPatch(tiny_model, Inpaint(Shifty())).attribute(images, 0, sliding_window_shapes=5)
+        SlidingPatch(tiny_model, filler=Inpaint(Shifty())).attribute(images, target=0, sliding_window_shapes=5)
     with pytest.raises(ValueError, match="returned"):
-        SlidingPatch(tiny_model, Inpaint(Cropping())).attribute(images, 0, sliding_window_shapes=5)
+        SlidingPatch(tiny_model, filler=Inpaint(Cropping())).attribute(images, target=0, sliding_window_shapes=5)
     with pytest.raises(ValueError, match="images"):  # normalised inputs, no ImageSpace given
-        SlidingPatch(tiny_model, Inpaint(OpenCVInpainter())).attribute(
-            images * 4 - 2, 0, sliding_window_shapes=5
+        SlidingPatch(tiny_model, filler=Inpaint(OpenCVInpainter())).attribute(
+            images * 4 - 2, target=0, sliding_window_shapes=5
         )
     with pytest.raises(TypeError, match="filler"):
         SlidingPatch(tiny_model, filler=0.0)
     with pytest.raises(ValueError, match="device"):
-        SlidingPatch(tiny_model.to("meta")).attribute(images, 0, sliding_window_shapes=5)
+        SlidingPatch(tiny_model.to("meta")).attribute(images, target=0, sliding_window_shapes=5)
 
 
 def test_sp_g_on_grey_images_equals_sp_g_on_their_rgb_copies():
@@ -216,8 +216,8 @@ def test_sp_g_on_grey_images_equals_sp_g_on_their_rgb_copies():
     x = torch.rand(2, 1, 16, 16)
     filler = Inpaint(OpenCVInpainter("telea"))
     kwargs = dict(sliding_window_shapes=5, strides=3, return_map=True)
-    grey = SlidingPatch(grey_model, filler).attribute(x, 1, **kwargs)
-    rgb = SlidingPatch(rgb_model, filler).attribute(x.expand(-1, 3, -1, -1), 1, **kwargs)
+    grey = SlidingPatch(grey_model, filler=filler).attribute(x, target=1, **kwargs)
+    rgb = SlidingPatch(rgb_model, filler=filler).attribute(x.expand(-1, 3, -1, -1), target=1, **kwargs)
     assert grey.shape == (2, 1, 16, 16)
     assert grey.abs().amax() > 0
     assert torch.allclose(grey, rgb, atol=1e-5)

@@ -68,8 +68,8 @@ def test_weighted_ridge_matches_scikit_learn():
 def test_first_sample_is_the_image_and_samples_are_batched():
     model = SuperpixelLinear(BLOCKS, torch.ones(16))
     x = torch.rand(3, 3, 16, 16)
-    SuperpixelLime(model, Constant(0.0), score="logit").attribute(
-        x, 0, feature_mask=BLOCKS, n_samples=25, perturbations_per_eval=10
+    SuperpixelLime(model, filler=Constant(0.0), score="logit").attribute(
+        x, target=0, feature_mask=BLOCKS, n_samples=25, perturbations_per_eval=10
     )
     sizes = [b.shape[0] for b in model.inputs]
     assert sizes == [3, 30, 30, 15]  # target check, then N * 10, N * 10, N * 5
@@ -83,16 +83,16 @@ def test_seed_determinism():
     model = SuperpixelLinear(BLOCKS, torch.randn(16, generator=torch.Generator().manual_seed(0)))
     lime = SuperpixelLime(model, score="logit")
     x = torch.rand(1, 3, 16, 16)
-    a = lime.attribute(x, 0, feature_mask=BLOCKS, n_samples=40, seed=1)
-    b = lime.attribute(x, 0, feature_mask=BLOCKS, n_samples=40, seed=1)
-    c = lime.attribute(x, 0, feature_mask=BLOCKS, n_samples=40, seed=2)
+    a = lime.attribute(x, target=0, feature_mask=BLOCKS, n_samples=40, seed=1)
+    b = lime.attribute(x, target=0, feature_mask=BLOCKS, n_samples=40, seed=1)
+    c = lime.attribute(x, target=0, feature_mask=BLOCKS, n_samples=40, seed=2)
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
 def test_per_example_feature_masks_with_different_counts(tiny_model):
     masks = torch.stack([BLOCKS, (BLOCKS >= 8).long()])[:, None]
     out = SuperpixelLime(tiny_model).attribute(
-        torch.rand(2, 3, 16, 16), 1, feature_mask=masks, n_samples=30, return_map=True
+        torch.rand(2, 3, 16, 16), target=1, feature_mask=masks, n_samples=30, return_map=True
     )
     assert out[0].unique().numel() <= 16 and out[1].unique().numel() <= 2
 
@@ -104,10 +104,10 @@ def test_slic_default_and_lime_g(tiny_model):
     for seg in segments:
         labels = seg.unique()
         assert torch.equal(labels, torch.arange(labels.numel()))
-    lime_g = SuperpixelLime(tiny_model, Inpaint(OpenCVInpainter(), space), n_segments=20)
+    lime_g = SuperpixelLime(tiny_model, filler=Inpaint(OpenCVInpainter(), space), n_segments=20)
     assert lime_g.space is lime_g.filler.space
     assert torch.equal(lime_g.superpixels(space.to_inputs(pixels)), segments)
-    out = lime_g.attribute(space.to_inputs(pixels), 0, n_samples=12, return_map=True)
+    out = lime_g.attribute(space.to_inputs(pixels), target=0, n_samples=12, return_map=True)
     assert out.shape == (2, 1, 32, 32)
     for n in range(2):  # constant on each superpixel
         for label in segments[n].unique():
@@ -156,5 +156,48 @@ def test_bad_constructor_arguments_and_pixels(tiny_model):
         SuperpixelLime(tiny_model, kernel_width=0)
     with pytest.raises(ValueError, match="alpha"):
         SuperpixelLime(tiny_model, alpha=-1)
-    with pytest.raises(ValueError, match=r"`inputs` must be in \[0, 1\] pixel space for SLIC"):
-        SuperpixelLime(tiny_model).attribute(torch.rand(1, 3, 16, 16) * 5, 0, n_samples=4)
+    with pytest.raises(TypeError, match="space"):
+        SuperpixelLime(tiny_model, space=(0.5, 0.25))
+
+
+def test_without_space_slic_sees_each_image_rescaled_to_its_range(tiny_model):
+    # Images spanning exactly [0, 1] are segmented as they are; any positive affine
+    # change of an image (an ImageNet-style normalisation) gives the same superpixels.
+    pixels = torch.rand(2, 3, 24, 24, generator=torch.Generator().manual_seed(3))
+    pixels[:, :, 0, 0], pixels[:, :, 0, 1] = 0.0, 1.0
+    lime = SuperpixelLime(tiny_model, n_segments=12)
+    segments = lime.superpixels(pixels)
+    assert torch.equal(segments, slic_superpixels(pixels, n_segments=12))
+    normalised = torch.cat([pixels[:1] * 4.0 - 2.1, pixels[1:] * 0.5 + 7.0])
+    assert torch.equal(lime.superpixels(normalised), segments)
+    out = lime.attribute(normalised, target=0, n_samples=6, return_map=True)
+    for n in range(2):  # constant on each superpixel of the rescaled copy
+        for label in segments[n].unique():
+            assert out[n][segments[n] == label].unique().numel() == 1
+
+
+def test_with_space_noisy_pixels_are_clipped_for_slic(tiny_model):
+    space = ImageSpace.imagenet()
+    pixels = torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(4))
+    noisy = pixels + 0.3 * torch.randn(1, 3, 24, 24, generator=torch.Generator().manual_seed(5))
+    lime = SuperpixelLime(tiny_model, space=space, n_segments=12)
+    assert torch.equal(
+        lime.superpixels(space.to_inputs(noisy)),
+        slic_superpixels(noisy.clamp(0, 1), n_segments=12),
+    )
+
+
+def test_return_input_shape_false_gives_the_coefficients():
+    model = SuperpixelLinear(BLOCKS, torch.linspace(-1, 1, 16))
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    lime = SuperpixelLime(model, score="logit")
+    kwargs = dict(target=0, feature_mask=BLOCKS, n_samples=60)
+    weights = lime.attribute(x, return_input_shape=False, **kwargs)
+    painted = lime.attribute(x, return_map=True, **kwargs)
+    assert weights.shape == (2, 16)
+    index = BLOCKS.flatten()[None].expand(2, -1)
+    assert torch.allclose(painted[:, 0], weights.gather(1, index).view(2, 16, 16))
+    # Lime's positional order; an example with fewer superpixels has its row padded with 0.
+    masks = torch.stack([BLOCKS, BLOCKS // 8])[:, None]
+    padded = lime.attribute(x, 0.0, 0, None, masks, 30, 10, False)
+    assert padded.shape == (2, 16) and torch.all(padded[1, 2:] == 0) and padded[1, :2].abs().sum() > 0

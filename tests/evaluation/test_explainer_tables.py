@@ -34,7 +34,7 @@ def setup():
     model = TinyCNN(num_classes=4).eval()
     net = build_explainer_net("unet", 4, width=4, depth=1).eval()
     specs = [
-        MethodSpec("Explainer", lambda m: ExplainerAttribution(m, net), {}, 64),
+        MethodSpec("Explainer", lambda m: ExplainerAttribution(m, explainer=net), {}, 64),
         MethodSpec("Oracle", lambda m: Oracle(dataset), {}, 5),
     ] + default_methods(32, include=["gradcam"], space=dataset.space)
     result = explainer_tables(model, dataset, specs, table1_images=4, image_batch_size=4,

@@ -53,7 +53,7 @@ def pairs_of(dataset):
 
 def test_pairs_and_metrics_match_direct_calls(world):
     dataset, model = world
-    spec = MethodSpec("Random", lambda m: RandomAttribution(m, seed=3), {}, batch_size=100)
+    spec = MethodSpec("Random", RandomAttribution, {"seed": 3}, batch_size=100)
     result = evaluate_attributions(
         model, dataset, [spec], score="sigmoid", show_progress=False, steps=7
     )
@@ -62,7 +62,7 @@ def test_pairs_and_metrics_match_direct_calls(world):
     x = torch.stack([dataset[i]["image"] for i, _ in pairs])
     target = torch.tensor([c for _, c in pairs])
     masks = torch.stack([dataset[i]["masks"][c] for i, c in pairs])
-    maps = RandomAttribution(model, seed=3).attribute(x, target=target, return_map=True)
+    maps = RandomAttribution(model).attribute(x, target=target, seed=3, return_map=True)
     got = {k: torch.tensor(v) for k, v in result.per_pair["Random"].items()}
     tol = scaled_tolerance(32)
     assert torch.equal(got["pointing"], pointing_game(maps, masks=masks, tolerance=tol).float())
