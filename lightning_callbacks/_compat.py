@@ -14,7 +14,10 @@ from captum_ext.utils import require
 try:
     import lightning.pytorch as pl
 except ImportError:  # pragma: no cover - exercised in a subprocess test
-    pl = require("pytorch_lightning", extra="lightning")
+    try:
+        import pytorch_lightning as pl  # type: ignore[no-redef]
+    except ImportError:
+        pl = require("lightning.pytorch", extra="lightning")  # raises, naming the extra
 
 Callback = pl.Callback
 LightningModule = pl.LightningModule

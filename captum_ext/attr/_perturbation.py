@@ -2,8 +2,8 @@
 
 A perturbation is a binary hole mask per example. Perturbations are laid out
 perturbation-major (copy ``j * N + n`` is perturbation ``j`` of example ``n``) and go
-through the metrics' batched machinery (:class:`~captum_ext.metrics._forward.Perturber`
-fills a chunk of copies in one filler call, :func:`~captum_ext.metrics._forward.batched_outputs`
+through the batched machinery the metrics share (:class:`~captum_ext.fillers.perturber.Perturber`
+fills a chunk of copies in one filler call, :func:`~captum_ext._utils.forward.batched_outputs`
 scores ``N * perturbations_per_eval`` copies per forward pass).
 """
 
