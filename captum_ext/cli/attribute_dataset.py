@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Optional, Union
 
 from torch import nn
 
+from captum_ext.cli.options import UsageError
 from captum_ext.utils import require
 
 CLI = require("jsonargparse", extra="lightning").CLI
@@ -63,14 +64,19 @@ def _attribute_dataset(
     from captum_ext.models.pretrained import load_shapes_classifier
     from captum_ext.models.weights import load_weights
     from lightning_callbacks import AttributionModule, AttributionWriter
+    from lightning_callbacks._attribution import import_method
     from lightning_callbacks._compat import Trainer
 
+    try:  # an unknown method is a usage error, found before any work
+        method_class = import_method(method)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     if model is None:
         model = load_shapes_classifier(checkpoint)
     elif checkpoint is not None:
         model.load_state_dict(load_weights(checkpoint)["state_dict"])
     module = AttributionModule(
-        model.eval(), method, init_args, attribute_args, target=target, dtype=dtype
+        model.eval(), method_class, init_args, attribute_args, target=target, dtype=dtype
     )
     writer = AttributionWriter(output_dir, batches_per_shard)
     trainer = Trainer(

@@ -107,8 +107,8 @@ def test_cli_layer_method_with_a_model_class_path(tmp_path):
     assert {int(shards[i]["target"]) for i in shards.sample_ids()} == {2}
 
 
-def test_cli_rejects_unknown_methods(tmp_path):
-    with pytest.raises(ValueError, match="cannot be imported"):
+def test_cli_rejects_unknown_methods(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
         main(
             [
                 "attribute-dataset",
@@ -120,3 +120,6 @@ def test_cli_rejects_unknown_methods(tmp_path):
                 *DATA,
             ]
         )
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("captum-ext attribute-dataset: error: `method` 'captum.attr.Nope' cannot")

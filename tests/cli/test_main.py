@@ -73,6 +73,15 @@ def test_unknown_methods_are_one_line_errors(command, capsys, tmp_path):
     assert len(err.splitlines()) == 1
 
 
+def test_unknown_attribution_class_is_a_one_line_error(capsys, tmp_path):
+    with pytest.raises(SystemExit) as info:
+        main(["attribute-dataset", str(tmp_path / "out"), "--method", "NoSuch"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("captum-ext attribute-dataset: error: `method` 'NoSuch' is neither")
+    assert len(err.splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
 def test_sub_command_usage_and_tip_name_the_sub_command(capsys):
     with pytest.raises(SystemExit) as info:
         main(["evaluate", "--no_such_option", "1"])
