@@ -137,17 +137,17 @@ def hallucination_rates(
                     top1 = model(explained).argmax(1)
                 for triple, cls in zip(chunk, top1.tolist()):
                     triple[key] = cls == triple["class"]
-    return {"rows": triples, "summary": summarise(triples)}
+    return {"rows": triples, "summary": summarize(triples)}
 
 
-def summarise(rows: Sequence[Mapping[str, Any]]) -> Dict[str, Dict[str, float]]:
+def summarize(rows: Sequence[Mapping[str, Any]]) -> Dict[str, Dict[str, float]]:
     """Counts and rates, overall and for the paper's black-start / mid-grey subset.
 
     Examples
     --------
     >>> rows = [{"start": "black", "reference": "mid-grey", "generated_without_defense": True,
     ...          "generated_with_defense": False}]
-    >>> summarise(rows)["all"]["rate_without_defense"]
+    >>> summarize(rows)["all"]["rate_without_defense"]
     1.0
     """
     def stats(subset: Sequence[Mapping[str, Any]]) -> Dict[str, float]:

@@ -1,12 +1,12 @@
 """Metrics of attribution maps: batched torch tensors in and out, on any device."""
 
 from captum_ext.metrics.entropy import max_entropy, reference_entropy
-from captum_ext.metrics.localisation import (
+from captum_ext.metrics.localization import (
     POINTING_TOLERANCE,
     PointingScores,
     box_iou_pairs,
     choose_alpha,
-    localisation_error,
+    localization_error,
     pointing_accuracy,
     pointing_game,
     scaled_tolerance,
@@ -67,7 +67,7 @@ __all__ = [
     "hog_pearson",
     "insertion_auc",
     "insertion_curve",
-    "localisation_error",
+    "localization_error",
     "log_probabilities",
     "map_ssim",
     "mask_saliency",

@@ -23,7 +23,7 @@ from captum_ext.metrics._checks import (
     check_unit_mask,
     label_matrix,
 )
-from captum_ext.metrics.localisation import threshold_boxes
+from captum_ext.metrics.localization import threshold_boxes
 
 #: Smallest area of both metrics (Dabkowski & Gal's 0.05).
 MIN_AREA = 0.05

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from captum_ext._utils.optional import require
-from captum_ext.metrics.localisation import _as_vector, pointing_accuracy
+from captum_ext.metrics.localization import _as_vector, pointing_accuracy
 
 _torchmetrics = require("torchmetrics", extra="lightning")
 dim_zero_cat = require("torchmetrics.utilities", extra="lightning").dim_zero_cat

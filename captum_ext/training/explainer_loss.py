@@ -447,7 +447,7 @@ class ExplainerLoss(MaskLoss):
         return terms
 
 
-def colour_noise(
+def color_noise(
     images: Tensor, std: float = 0.11, offset: float = 0.33, generator: Optional[torch.Generator] = None
 ) -> Tensor:
     """RTIS's colour alternative: Gaussian noise (``std``) plus a per-channel offset ``U(-offset, offset)``.
@@ -457,7 +457,7 @@ def colour_noise(
     Examples
     --------
     >>> g = torch.Generator().manual_seed(0)
-    >>> colour_noise(torch.zeros(2, 3, 8, 8), generator=g).shape
+    >>> color_noise(torch.zeros(2, 3, 8, 8), generator=g).shape
     torch.Size([2, 3, 8, 8])
     """
     noise = std * random_like(images, "normal", generator)
@@ -471,7 +471,7 @@ class RTISLoss(MaskLoss):
     ``L = l_tv * TV2(m) + l_area * A(m) - mean_{y=1} log sigmoid(F(x_pres))
     + l_destroy * (mean_{y=1} sigmoid(F(x_destr)))^power`` with
     ``x_pres = m x + (1 - m) alt`` and ``x_destr = (1 - m) x + m alt``; ``alt`` is the
-    image blurred with ``sigma`` or :func:`colour_noise`, chosen per batch with equal
+    image blurred with ``sigma`` or :func:`color_noise`, chosen per batch with equal
     probability. The ``mean_{y=1}`` runs over every (image, target class) pair of the
     batch. Images without a target are skipped.
 
@@ -520,7 +520,7 @@ class RTISLoss(MaskLoss):
         coin = torch.rand((), generator=generator, device=generator.device if generator else "cpu")
         if float(coin) < 0.5:
             return blur(images, self.sigma)
-        return colour_noise(images, self.noise_std, self.noise_offset, generator)
+        return color_noise(images, self.noise_std, self.noise_offset, generator)
 
     def forward(
         self,

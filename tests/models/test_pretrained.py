@@ -8,7 +8,7 @@ import torch
 from captum_ext.data.samples import collate_samples
 from captum_ext.data.shapes import ShapesDataset, shapes_space
 from captum_ext.evaluation.classifier_robustness import masking_robustness, reference_evidence
-from captum_ext.metrics.localisation import pointing_game, scaled_tolerance
+from captum_ext.metrics.localization import pointing_game, scaled_tolerance
 from captum_ext.metrics.segmentation import continuous_iou
 from captum_ext.models.pretrained import (
     SHAPES_CLASSIFIERS,

@@ -16,7 +16,7 @@ from captum_ext.training.explainer_loss import (
     class_area_bound,
     class_specific_loss,
     classification_loss,
-    colour_noise,
+    color_noise,
     mask_area,
     negative_entropy,
     total_variation,
@@ -254,8 +254,8 @@ def test_loss_rejects_mismatched_shapes_and_class_counts():
         ExplainerLoss()(images, labels.long(), logits, mean_pool)
 
 
-def test_colour_noise_statistics():
-    noise = colour_noise(torch.zeros(64, 3, 32, 32), generator=torch.Generator().manual_seed(0))
+def test_color_noise_statistics():
+    noise = color_noise(torch.zeros(64, 3, 32, 32), generator=torch.Generator().manual_seed(0))
     offsets = noise.mean(dim=(2, 3))
     assert offsets.abs().max() <= 0.33 + 0.02 and offsets.abs().max() > 0.25
     assert (noise - offsets[:, :, None, None]).std().item() == pytest.approx(0.11, rel=0.05)

@@ -9,7 +9,7 @@ from captum_ext.metrics import (
     PointingAccuracy,
     box_iou_pairs,
     choose_alpha,
-    localisation_error,
+    localization_error,
     pointing_accuracy,
     pointing_game,
     scaled_tolerance,
@@ -148,7 +148,7 @@ def test_threshold_boxes():
     assert threshold_boxes(maps, 0.0).tolist() == [[0, 0, 8, 6]] * 3
 
 
-def test_box_iou_and_localisation_error():
+def test_box_iou_and_localization_error():
     iou = box_iou_pairs(
         torch.tensor([[0.0, 0.0, 4.0, 4.0]]),
         torch.tensor([[[0.0, 0.0, 4.0, 4.0], [2.0, 2.0, 6.0, 6.0], [5.0, 5, 6, 6]]]),
@@ -158,11 +158,11 @@ def test_box_iou_and_localisation_error():
     maps[:, 2:6, 2:6] = 1.0
     boxes = torch.tensor([[[2.0, 2.0, 6.0, 8.0]], [[0.0, 0.0, 8.0, 8.0]]])
     # IoU 16/24 = 0.67 (hit) and 16/64 = 0.25 (miss).
-    assert localisation_error(maps, boxes).tolist() == [0.0, 1.0]
-    assert localisation_error(maps, boxes, iou_threshold=0.2).tolist() == [0.0, 0.0]
+    assert localization_error(maps, boxes).tolist() == [0.0, 1.0]
+    assert localization_error(maps, boxes, iou_threshold=0.2).tolist() == [0.0, 0.0]
     labels = torch.tensor([[3], [3]])
     with pytest.raises(ValueError, match="no box of the target class for example 0"):
-        localisation_error(maps, boxes, box_labels=labels, target=2)
+        localization_error(maps, boxes, box_labels=labels, target=2)
 
 
 def test_choose_alpha_picks_the_best_threshold():
@@ -196,7 +196,7 @@ def test_bad_input():
     with pytest.raises(TypeError, match="`box_labels` must be an integer tensor"):
         pointing_game(maps, boxes=torch.zeros(2, 1, 4), box_labels=torch.zeros(2, 1), target=0)
     with pytest.raises(ValueError, match="`boxes` contains NaN"):
-        localisation_error(maps, torch.full((2, 1, 4), float("nan")))
+        localization_error(maps, torch.full((2, 1, 4), float("nan")))
     with pytest.raises(ValueError, match="`attributions` contains NaN"):
         pointing_game(maps * float("nan"), masks=gt)
     with pytest.raises(ValueError, match="`attributions` must have shape"):

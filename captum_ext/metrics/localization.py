@@ -298,7 +298,7 @@ def box_iou_pairs(boxes: Tensor, others: Tensor) -> Tensor:
     return torch.where(union > 0, inter / union.clamp_min(1e-12), torch.zeros_like(inter))
 
 
-def localisation_error(
+def localization_error(
     attributions: Tensor,
     boxes: Tensor,
     *,
@@ -336,7 +336,7 @@ def localisation_error(
     Examples
     --------
     >>> m = torch.zeros(1, 8, 8); m[0, 2:6, 2:6] = 1
-    >>> localisation_error(m, torch.tensor([[[2.0, 2.0, 6.0, 7.0]]]))
+    >>> localization_error(m, torch.tensor([[[2.0, 2.0, 6.0, 7.0]]]))
     tensor([0.])
     """
     maps = check_map(attributions, "attributions")
@@ -361,7 +361,7 @@ def choose_alpha(
     Parameters
     ----------
     attributions, boxes, box_labels, target, iou_threshold
-        As :func:`localisation_error`, for held-out images.
+        As :func:`localization_error`, for held-out images.
     alphas : sequence of float, optional
         Candidates (default 0.00, 0.05, ..., 0.95).
 
@@ -384,7 +384,7 @@ def choose_alpha(
         raise ValueError("`alphas` must hold at least one threshold")
     errors = torch.stack(
         [
-            localisation_error(
+            localization_error(
                 attributions,
                 boxes,
                 box_labels=box_labels,
