@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Dict, Type
+
 from torch import Tensor, nn
 
+from captum_ext._utils.validation import check_choice
 
-def _block(in_channels: int, out_channels: int) -> nn.Sequential:
+#: The activations the classifier can be built with (none has parameters, so the same
+#: state dict loads into every variant).
+ACTIVATIONS: Dict[str, Type[nn.Module]] = {"relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU}
+
+
+def _block(in_channels: int, out_channels: int, activation: Type[nn.Module]) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
         nn.BatchNorm2d(out_channels),
-        nn.ReLU(),
+        activation(),
         nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
         nn.BatchNorm2d(out_channels),
-        nn.ReLU(),
+        activation(),
     )
 
 
@@ -28,25 +36,30 @@ class ShapesClassifier(nn.Module):
         Number of outputs K.
     width : int
         Channels of the first block (then 2x, 4x, 4x).
+    activation : {"relu", "silu", "gelu"}
+        The non-linearity after every BatchNorm (default ``"relu"``).
 
     Examples
     --------
     >>> import torch
     >>> ShapesClassifier(num_classes=6)(torch.zeros(2, 3, 64, 64)).shape
     torch.Size([2, 6])
+    >>> ShapesClassifier(width=4, activation="silu").features[0][2]
+    SiLU()
     """
 
-    def __init__(self, num_classes: int = 6, width: int = 32) -> None:
+    def __init__(self, num_classes: int = 6, width: int = 32, *, activation: str = "relu") -> None:
         super().__init__()
+        act = ACTIVATIONS[check_choice(activation, "activation", ACTIVATIONS)]
         widths = (width, 2 * width, 4 * width, 4 * width)
         self.features = nn.Sequential(
-            _block(3, widths[0]),
+            _block(3, widths[0], act),
             nn.MaxPool2d(2),
-            _block(widths[0], widths[1]),
+            _block(widths[0], widths[1], act),
             nn.MaxPool2d(2),
-            _block(widths[1], widths[2]),
+            _block(widths[1], widths[2], act),
             nn.MaxPool2d(2),
-            _block(widths[2], widths[3]),
+            _block(widths[2], widths[3], act),
         )
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(widths[3], num_classes)
