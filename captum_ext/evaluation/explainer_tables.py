@@ -39,6 +39,7 @@ from captum_ext.metrics import (
     sanity_masks,
     segmentation_scores,
 )
+from captum_ext.metrics.masking_matrix import masking_matrix_ratio
 from captum_ext.utils import preserved_state, to_json
 
 PathLike = Union[str, Path]
@@ -74,13 +75,7 @@ class ExplainerTables:
 
     def diagonal_ratio(self, method: str) -> float:
         """Mean diagonal over mean off-diagonal of ``method``'s Table 1 (higher = more class-specific)."""
-        cells = torch.tensor(self.table1[method])[:, 1:]
-        k = cells.shape[0]
-        eye = torch.eye(k, dtype=torch.bool)
-        valid = ~torch.isnan(cells)
-        diag = cells[eye & valid].mean()
-        off = cells[~eye & valid].mean()
-        return float(diag / off)
+        return float(masking_matrix_ratio(torch.tensor(self.table1[method])))
 
 
 def class_maps(attribution: Any, spec: MethodSpec, images: Tensor, wanted: Tensor) -> Tensor:

@@ -159,3 +159,34 @@ def class_masking_matrix(
     none_col = (none * weight).sum(dim=0) / count
     cells = torch.einsum("nji,ni->ij", masked, weight) / count.view(-1, 1)
     return torch.cat([none_col.view(-1, 1), cells], dim=1)
+
+
+def masking_matrix_ratio(matrix: Tensor) -> Tensor:
+    """Mean diagonal over mean off-diagonal of a :func:`class_masking_matrix` (Table 1's criterion).
+
+    Column 0 ("none") is left out; NaN cells (classes absent from every image) are
+    skipped. Higher is more class-specific: 1 when a class's mask keeps every class as
+    well as its own (class-agnostic masks).
+
+    Parameters
+    ----------
+    matrix : Tensor
+        ``(T, T + 1)`` output of :func:`class_masking_matrix`.
+
+    Returns
+    -------
+    Tensor
+        A scalar (NaN when no diagonal or no off-diagonal cell is defined).
+
+    Examples
+    --------
+    >>> matrix = torch.tensor([[0.9, 0.8, 0.2], [0.7, 0.1, 0.6]])
+    >>> masking_matrix_ratio(matrix)  # (0.8 + 0.6) / 2 over (0.2 + 0.1) / 2
+    tensor(4.6667)
+    """
+    if matrix.dim() != 2 or matrix.shape[1] != matrix.shape[0] + 1:
+        raise ValueError(f"`matrix` must have shape (T, T + 1), got {tuple(matrix.shape)}")
+    cells = matrix[:, 1:]
+    eye = torch.eye(cells.shape[0], dtype=torch.bool, device=cells.device)
+    valid = ~torch.isnan(cells)
+    return cells[eye & valid].mean() / cells[~eye & valid].mean()
