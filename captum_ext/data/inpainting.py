@@ -174,6 +174,18 @@ class InpaintingDataModule(LightningDataModule):
                 val, self.hparams.seed + 1, kinds, fixed_holes=True, flip=False
             )
 
+    def state_dict(self) -> Dict[str, Any]:
+        """The training holes' random state (Lightning saves it in checkpoints, so that a
+        resumed fit draws the holes the uninterrupted fit would)."""
+        if self.train_set is None:
+            return {}
+        return {"train_rng": self.train_set.rng.bit_generator.state}
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        if "train_rng" in state_dict:
+            self.setup("fit")
+            self.train_set.rng.bit_generator.state = state_dict["train_rng"]
+
     def _loader(self, dataset: Optional[InpaintingDataset], shuffle: bool) -> DataLoader:
         if dataset is None:
             raise RuntimeError("call setup() before asking for a dataloader")

@@ -14,6 +14,7 @@ from captum_ext.data.null_images import null_images, replace_with_null_images
 from captum_ext.data.object_masking import default_dilation, dilate, keep_only, keep_random_objects
 from captum_ext.data.shapes import shapes_space
 from captum_ext.models.shapes_classifier import ShapesClassifier
+from captum_ext.training._random_state import load_random_state, save_random_state
 from captum_ext.training._schedules import adamw_one_cycle
 
 
@@ -81,6 +82,12 @@ class ClassifierModule(LightningModule):
     def export_config(self) -> Dict[str, Any]:
         """Arguments that rebuild :attr:`model`."""
         return {"num_classes": self.hparams.num_classes, "width": self.hparams.width}
+
+    def on_save_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
+        save_random_state(checkpoint, self.generator)
+
+    def on_load_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
+        load_random_state(self, checkpoint, self.generator)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)

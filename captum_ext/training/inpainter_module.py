@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import torch
 from lightning.pytorch import LightningModule
 from torch import Tensor
 
 from captum_ext.models.inpainting_unet import InpaintingUNet
+from captum_ext.training._random_state import load_random_state, save_random_state
 from captum_ext.training._schedules import adamw_one_cycle
 from captum_ext.training.inpainting_losses import gradient_energy, masked_l1, texture_loss
 
@@ -37,7 +38,8 @@ class InpainterModule(LightningModule):
     l1_hole, l1_valid, texture : float
         Loss weights.
     seed : int
-        Seed of the network's input noise during training.
+        Seed of the network's input noise during training (validation batch ``i`` draws
+        its noise from a generator seeded with ``i``).
 
     Examples
     --------
@@ -78,13 +80,22 @@ class InpainterModule(LightningModule):
     def forward(self, images: Tensor, holes: Tensor) -> Tensor:
         return self.model(images, holes, generator=self.generator)
 
+    def on_save_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
+        save_random_state(checkpoint, self.generator)
+
+    def on_load_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
+        load_random_state(self, checkpoint, self.generator)
+
     def on_fit_start(self) -> None:
         # channels_last convolutions are faster on CPU and on tensor-core GPUs.
         self.model.to(memory_format=torch.channels_last)
 
-    def _losses(self, batch: Dict[str, Any]) -> Dict[str, Tensor]:
+    def _losses(
+        self, batch: Dict[str, Any], generator: Optional[torch.Generator] = None
+    ) -> Dict[str, Tensor]:
         images, holes = batch["image"], batch["holes"].to(batch["image"].dtype)
-        prediction = self(images, holes)
+        generator = self.generator if generator is None else generator
+        prediction = self.model(images, holes, generator=generator)
         composite = holes * prediction + (1 - holes) * images
         losses = {
             "l1_hole": masked_l1(prediction, images, holes),
@@ -109,7 +120,9 @@ class InpainterModule(LightningModule):
         return losses["loss"]
 
     def validation_step(self, batch: Dict[str, Any], batch_idx: int) -> None:
-        losses = self._losses(batch)
+        # Noise from a generator of its own: reproducible, and the training stream is
+        # the same however often validation runs.
+        losses = self._losses(batch, torch.Generator().manual_seed(batch_idx))
         self.log_dict({f"val/{k}": v for k, v in losses.items() if k != "loss"})
         self.log("val/loss", losses["loss"], prog_bar=True)
 
