@@ -86,7 +86,7 @@ def test_lime_overhead_vs_captum_lime(benchmark, settings):
     def run_ours():
         return ours.attribute(
             x,
-            0,
+            target=0,
             feature_mask=segments,
             baselines=0.0,
             n_samples=samples,
@@ -132,7 +132,7 @@ def test_lime_time_over_bare_forward_passes(benchmark, settings):
 
     def run_lime():
         return lime.attribute(
-            x, 0, feature_mask=segments, n_samples=samples, perturbations_per_eval=batch
+            x, target=0, feature_mask=segments, n_samples=samples, perturbations_per_eval=batch
         )
 
     perturbed = x.repeat(batch, 1, 1, 1)
@@ -176,7 +176,7 @@ def test_sp_constant_vs_captum_occlusion(benchmark, settings):
     def run_sp():
         return sp.attribute(
             x,
-            0,
+            target=0,
             sliding_window_shapes=k,
             strides=s,
             aggregate="average",
@@ -219,7 +219,7 @@ def test_sp_g_telea_vs_sp(benchmark, settings):
 
     def runner(method, inputs):
         return lambda: method.attribute(
-            inputs, 0, sliding_window_shapes=k, strides=s, perturbations_per_eval=64
+            inputs, target=0, sliding_window_shapes=k, strides=s, perturbations_per_eval=64
         )
 
     t_sp, t_local, t_full = interleaved_best(

@@ -484,7 +484,7 @@ def run_sensitivity(
                 maps = [
                     method.attribute(
                         x,
-                        target,
+                        target=target,
                         sliding_window_shapes=k,
                         strides=stride,
                         return_map=True,
@@ -497,7 +497,7 @@ def run_sensitivity(
                 maps = [
                     method.attribute(
                         x,
-                        target,
+                        target=target,
                         feature_mask=segments,
                         n_samples=lime_samples,
                         seed=s,
