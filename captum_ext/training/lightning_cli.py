@@ -8,6 +8,7 @@ Python.
 
 from __future__ import annotations
 
+import warnings
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Type, Union
@@ -80,15 +81,19 @@ def run_training(
     the data module in the config with ``class_path``). Returns the CLI object (its
     ``trainer`` and ``model`` hold the results).
     """
-    cli = TrainingCLI(
-        model_class,
-        datamodule_class,
-        args=expand_presets(argv) if isinstance(argv, list) else argv,
-        run=False,
-        seed_everything_default=0,
-        save_config_kwargs={"overwrite": True},
-        **cli_kwargs,
-    )
+    with warnings.catch_warnings():
+        # A configuration dict replaces the command line on purpose (train_preset):
+        # Lightning's warning that sys.argv is then ignored does not apply.
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+        cli = TrainingCLI(
+            model_class,
+            datamodule_class,
+            args=expand_presets(argv) if isinstance(argv, list) else argv,
+            run=False,
+            seed_everything_default=0,
+            save_config_kwargs={"overwrite": True},
+            **cli_kwargs,
+        )
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.get("ckpt_path"))
     export = cli.config.get("export")
     if export and cli.trainer.is_global_zero:
