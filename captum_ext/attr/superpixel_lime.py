@@ -43,10 +43,10 @@ def slic_superpixels(
     >>> seg.shape, int(seg.min())
     (torch.Size([2, 1, 32, 32]), 0)
     """
-    images = pixels.detach().permute(0, 2, 3, 1).double().cpu().numpy()
     # Imported here: scikit-image loads SciPy, seconds that `import captum_ext.attr` should not pay.
     from skimage.segmentation import slic
 
+    images = pixels.detach().permute(0, 2, 3, 1).double().cpu().numpy()
     labels = []
     for image in images:
         segments = slic(

@@ -354,10 +354,10 @@ def default_methods(
     score: str = "softmax",
     space: Optional[ImageSpace] = None,
     include: Optional[Sequence[str]] = None,
+    checkpoint_dir: Optional[Path] = None,
 ) -> List[MethodSpec]:
     """Specs of registered methods for images of ``image_size``.
 
-    checkpoint_dir: Optional[Path] = None,
     Parameters
     ----------
     image_size : int or (int, int)
@@ -370,11 +370,11 @@ def default_methods(
         The classifier's normalisation (identity by default).
     include : sequence of str, optional
         Names from :data:`METHODS` (default :data:`DEFAULT_METHODS`), in this order.
+    checkpoint_dir : path, optional
+        Directory of networks that replace the shipped ones (:class:`MethodContext`).
 
     Examples
     --------
-    checkpoint_dir : path, optional
-        Directory of networks that replace the shipped ones (:class:`MethodContext`).
     >>> [spec.name for spec in default_methods(64)]
     ['Occlusion', 'GradCAM', 'IntegratedGradients', 'Random']
     >>> default_methods(64, include=["occlusion"])[0].attribute_kwargs["sliding_window_shapes"]
