@@ -59,13 +59,13 @@ def _check_classifier(
     """
     from captum_ext.data.shapes import ShapesDataset
     from captum_ext.evaluation.classifier_robustness import masking_robustness, reference_evidence
-    evidence = reference_evidence(model, dataset, dataset.space, seed=seed)
-    results.update({f"reference/{name}": value for name, value in evidence.items()})
     from captum_ext.models.pretrained import load_shapes_classifier
 
     model = load_shapes_classifier(checkpoint)
     dataset = ShapesDataset(num_images, image_size, seed=seed, split="test")
     results = masking_robustness(model, dataset)
+    evidence = reference_evidence(model, dataset, dataset.space, seed=seed)
+    results.update({f"reference/{name}": value for name, value in evidence.items()})
     for name, value in results.items():
         print(f"{name:>24}: {value:.3f}")
     if output:

@@ -95,10 +95,6 @@ def masking_robustness(
     }
 
 
-#: The first three MS-SSIM scale weights of Wang et al. (2003): 64 x 64 images are too
-#: small for the five-scale default (which needs >= 161 px).
-MS_SSIM_BETAS = (0.0448, 0.2856, 0.3001)
-
 @torch.no_grad()
 def reference_evidence(
     model: nn.Module,
@@ -161,6 +157,10 @@ def reference_evidence(
                 probs.setdefault(name, []).append(model(reference.to(device)).sigmoid().cpu())
     return {name: float(torch.cat(p).mean(dim=0).max()) for name, p in probs.items()}
 
+
+#: The first three MS-SSIM scale weights of Wang et al. (2003): 64 x 64 images are too
+#: small for the five-scale default (which needs >= 161 px).
+MS_SSIM_BETAS = (0.0448, 0.2856, 0.3001)
 
 
 def _similarity(original: Tensor, removed: Tensor) -> Dict[str, Tensor]:

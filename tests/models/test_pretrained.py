@@ -41,7 +41,6 @@ def test_shipped_classifier_acceptance(name):
     assert results["object_only"] >= 0.85
     # Removal is reported, not gated; it must at least be measured for each filler.
     assert {"removed/constant", "removed/blur"} <= set(results)
-
     dataset = ShapesDataset(300, 64, split="test")
     evidence = reference_evidence(model, dataset, dataset.space)
     assert set(evidence) == {"uniform_noise", "gaussian_noise", "mean_colour", "blurred"}
@@ -62,10 +61,11 @@ def test_reference_evidence_sees_a_classifier_that_reads_noise():
     assert evidence["mean_colour"] == pytest.approx(1 / (1 + math.exp(10)), rel=1e-4)
     assert evidence["blurred"] < 0.01
 
+
 def test_default_classifier_sees_no_class_in_references():
     # DSSR's reference (uniform noise in pixel space) and FGVis' constant references
     # must carry no evidence for any class: every sigmoid below 0.5.
-    model = load_shapes_classifier("shapes_classifier_negatives")
+    model = load_shapes_classifier()
     generator = torch.Generator().manual_seed(0)
     pixels = torch.cat([
         torch.rand(64, 3, 64, 64, generator=generator),
@@ -78,8 +78,8 @@ def test_default_classifier_sees_no_class_in_references():
 
 
 def test_classifier_loads_by_path_or_shipped_name():
-    by_name = load_shapes_classifier("shapes_classifier_negatives")
-    by_path = load_shapes_classifier(checkpoint_path("shapes_classifier_negatives"))
+    by_name = load_shapes_classifier("shapes_classifier")
+    by_path = load_shapes_classifier(checkpoint_path("shapes_classifier"))
     default = load_shapes_classifier()
     x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
