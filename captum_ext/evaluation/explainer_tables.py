@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch
+from captum.attr import FeatureAblation
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
@@ -33,6 +34,7 @@ from captum_ext.evaluation.harness import _attribute_pairs
 from captum_ext.evaluation.methods import MethodSpec
 from captum_ext.metrics import (
     DEFAULT_THRESHOLDS,
+    attribution_map,
     class_masking_matrix,
     mask_saliency,
     normalize_map,
@@ -82,14 +84,24 @@ def class_maps(attribution: Any, spec: MethodSpec, images: Tensor, wanted: Tenso
     """``(N, K, H, W)`` class masks in [0, 1]; zero where ``wanted`` (``(N, K)`` bool) is False.
 
     An :class:`~captum_ext.attr.ExplainerAttribution` gives every class from one
-    forward pass (its sigmoid masks, unnormalised, as the paper). Other methods get one
-    ``attribute`` call per wanted image-class pair (batched by ``spec.batch_size``),
-    each map clamped at 0 and divided by its maximum.
+    forward pass (its sigmoid masks, unnormalised, as the paper). Captum's perturbation
+    methods (``FeatureAblation``, ``Occlusion``) get one sweep per image that scores
+    every class from the same perturbed forward passes (``target=None``: one map per
+    output). Other methods get one ``attribute`` call per wanted image-class pair
+    (batched by ``spec.batch_size``). Maps are clamped at 0 and divided by their
+    maximum.
     """
     if isinstance(attribution, ExplainerAttribution):
         return attribution.class_masks(images)
     n, k = wanted.shape
     out = torch.zeros(n, k, *images.shape[-2:], device=images.device)
+    if isinstance(attribution, FeatureAblation) and int(wanted.sum()) > n:
+        # Occlusion and its kin score every class from the same perturbed forward passes:
+        # one sweep of the batch with target=None gives a map per output, (N * K, ...),
+        # equal to the per-class calls at a K-th of the forward passes.
+        attr = attribution.attribute(images, target=None, **dict(spec.attribute_kwargs))
+        maps = normalize_map(attribution_map(attr.detach()))[:, 0].view(n, k, *out.shape[-2:])
+        return maps * wanted[:, :, None, None]
     img, cls = wanted.nonzero(as_tuple=True)
     if img.numel():
         maps, _ = _attribute_pairs(attribution, spec, images[img], cls, images.device)

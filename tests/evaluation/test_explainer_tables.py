@@ -100,3 +100,33 @@ def test_registry_explainer_method_loads_a_checkpoint(tmp_path):
     assert {"explainer", "rtis"} <= set(METHODS)
     with pytest.raises(ValueError, match="variant"):
         explainer_method(str(path), variant="other")(MethodContext((16, 16))).build(TinyCNN(4))
+
+
+def test_occlusion_class_maps_come_from_one_sweep_and_equal_per_class_calls():
+    from captum.attr import Occlusion
+
+    from captum_ext.evaluation.explainer_tables import class_maps
+    from captum_ext.metrics import normalize_map
+
+    class CountingCNN(TinyCNN):
+        calls = 0
+
+        def forward(self, x):
+            CountingCNN.calls += 1
+            return super().forward(x)
+
+    torch.manual_seed(0)
+    model = CountingCNN(num_classes=4).eval()
+    x = torch.rand(3, 3, 16, 16)
+    kwargs = {"sliding_window_shapes": (3, 4, 4), "strides": (3, 4, 4), "baselines": 0.0,
+              "perturbations_per_eval": 4}
+    spec = MethodSpec("Occlusion", Occlusion, kwargs, batch_size=2)
+    wanted = torch.ones(3, 4, dtype=torch.bool)
+    wanted[1, 2] = False
+    maps = class_maps(Occlusion(model), spec, x, wanted)
+    assert CountingCNN.calls == 1 + 16 // 4  # the unperturbed pass, then 16 windows by 4
+    for i in range(3):
+        for c in range(4):
+            alone = Occlusion(model).attribute(x[i : i + 1], target=c, **kwargs)
+            expected = normalize_map(alone.mean(1, keepdim=True))[0, 0] * wanted[i, c]
+            assert torch.allclose(maps[i, c], expected, atol=1e-6), (i, c)
