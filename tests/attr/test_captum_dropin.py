@@ -172,6 +172,14 @@ def test_lime_calls_run_on_superpixel_lime(model, pixels, call):
     visualize_all(ours, (pixels,) if isinstance(ours, tuple) else pixels)
 
 
+def test_lime_positional_call_without_a_feature_mask(model, pixels):
+    # The call: inputs, baselines, target (SLIC superpixels; Captum's Lime would
+    # take every scalar as a feature, too slow to run alongside here).
+    attr = SuperpixelLime(model, n_segments=20).attribute(pixels, 0.0, 1, None, None, 6)
+    assert isinstance(attr, Tensor) and attr.shape == pixels.shape
+    visualize_all(attr, pixels)
+
+
 def test_lime_return_input_shape_false(model, pixels):
     theirs = Lime(model).attribute(pixels, 0.0, 1, None, tutorial_mask(), 6, 1, False)
     ours = SuperpixelLime(model).attribute(pixels, 0.0, 1, None, tutorial_mask(), 6, 1, False)
