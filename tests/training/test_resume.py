@@ -76,3 +76,14 @@ def test_resume_from_a_mid_epoch_checkpoint_loses_no_step(tmp_path):
     assert differences(uninterrupted["generator"], resumed["generator"]) == []
     steps = {s["step"].item() for s in resumed["optimizer"]["state"].values()}
     assert steps == {EPOCHS * STEPS_PER_EPOCH}
+
+
+def test_loading_weights_outside_fit_leaves_the_global_random_state_alone(tmp_path):
+    fit, module = _fit("inpainter", tmp_path)
+    torch.manual_seed(123)
+    type(module)(**module.hparams)  # building the network draws its initial weights
+    expected = torch.get_rng_state()
+    torch.manual_seed(123)
+    loaded = type(module).load_from_checkpoint(tmp_path / "ckpt" / "last.ckpt")
+    assert torch.equal(torch.get_rng_state(), expected)
+    assert torch.equal(loaded.generator.get_state(), module.generator.get_state())
