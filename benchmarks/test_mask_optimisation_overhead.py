@@ -6,6 +6,10 @@ parameters frozen, as inside the methods). FGVis makes one pass per iteration on
 images (with the defence's hooks); DSSR one pass per iteration on the stacked 2N batch
 (``x_{r,m}`` and ``x_{r,1-m}``). The overhead ratio must be <= 1.3.
 
+The classifier is the shapes-world CNN (ReLU), and for FGVis's defence also
+torchvision's EfficientNet-B0 (random weights): 65 activation calls per pass (SiLU, and
+the Sigmoid gates of squeeze-and-excitation), each bounded on both sides.
+
 Run: ``pytest benchmarks/test_mask_optimisation_overhead.py --benchmark-enable``
 (``--bench-mode full`` for 224 x 224 images).
 """
@@ -16,6 +20,7 @@ import time
 
 import pytest
 import torch
+import torchvision
 
 from benchmarks.conftest import device_name
 from captum_ext.attr import DSSR, FGVis
@@ -33,25 +38,42 @@ def bare_passes(model, x, target, passes):
     return grad
 
 
+MODELS = {
+    "shapes": lambda: ShapesClassifier(num_classes=6),
+    "efficientnet_b0": lambda: torchvision.models.efficientnet_b0(weights=None, num_classes=6),
+}
+
+#: name -> (method builder, copies of the batch per pass, classifier)
 CASES = {
-    "FGVis (deletion, defence)": (lambda m, it: FGVis(m, iterations=it, defense=True), 1),
-    "FGVis (deletion, no defence)": (lambda m, it: FGVis(m, iterations=it, defense=False), 1),
+    "FGVis (deletion, defence)": (
+        lambda m, it: FGVis(m, iterations=it, defense=True), 1, "shapes"
+    ),
+    "FGVis (deletion, no defence)": (
+        lambda m, it: FGVis(m, iterations=it, defense=False), 1, "shapes"
+    ),
     # generation starts from the reference and uses the restoring gate (other hook path)
     "FGVis (generation, defence)": (
-        lambda m, it: FGVis(m, game="generation", iterations=it, defense=True), 1
+        lambda m, it: FGVis(m, game="generation", iterations=it, defense=True), 1, "shapes"
     ),
-    "DSSR+": (lambda m, it: DSSR(m, iterations=it), 2),
+    "DSSR+": (lambda m, it: DSSR(m, iterations=it), 2, "shapes"),
+    "FGVis (deletion, defence, EfficientNet-B0)": (
+        lambda m, it: FGVis(m, iterations=it, defense=True), 1, "efficientnet_b0"
+    ),
+    "FGVis (generation, defence, EfficientNet-B0)": (
+        lambda m, it: FGVis(m, game="generation", iterations=it, defense=True), 1,
+        "efficientnet_b0",
+    ),
 }
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_overhead_over_bare_passes(benchmark, settings, name):
-    build, stack = CASES[name]
+    build, stack, classifier = CASES[name]
     iterations = 100 if settings.full else 20
     batch = 8 if settings.full else 4
     size = settings.image_size if settings.full else 64
     torch.manual_seed(0)
-    model = settings.prepare(ShapesClassifier(num_classes=6))
+    model = settings.prepare(MODELS[classifier]())
     x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
     x = x.to(settings.device)
     target = torch.arange(batch, device=settings.device) % 6
@@ -77,7 +99,8 @@ def test_overhead_over_bare_passes(benchmark, settings, name):
     attribution_s, bare_s = min(times["attribution"]), min(times["bare"])
     ratio = attribution_s / bare_s
     benchmark.extra_info.update({
-        "method": name, "device": device_name(settings.device), "images": batch,
+        "method": name, "classifier": classifier, "device": device_name(settings.device),
+        "images": batch,
         "image_size": size, "iterations": iterations, "attribution_seconds": attribution_s,
         "bare_seconds": bare_s, "ratio": ratio,
     })

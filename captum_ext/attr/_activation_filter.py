@@ -11,7 +11,8 @@ GELU, SiLU, Mish, Hardswish, the ELUs, the sigmoids used as gates in
 squeeze-and-excitation blocks, tanh, softplus...), with forward hooks:
 
 * on the clean input (:meth:`ActivationGradientFilter.record`) each *call* stores its
-  output ``a0``; calls are counted per forward pass, so a module that is called several
+  output ``a0`` (for activations with negative outputs, its bounds ``min(0, a0)`` and
+  ``max(0, a0)``); calls are counted per forward pass, so a module that is called several
   times (torchvision's ResNet blocks reuse one in-place ReLU) gets one bound per call;
 * on perturbed inputs (:meth:`ActivationGradientFilter.forward`) each call registers a
   tensor hook on its output that multiplies the incoming gradient by
@@ -51,7 +52,7 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -181,8 +182,9 @@ class ActivationGradientFilter:
         self._non_negative = {id(m) for m in self._activations if isinstance(m, _NON_NEGATIVE)}
         self.restore = bool(restore)
         self._handles: List[RemovableHandle] = []
-        self._clean: List[Tensor] = []
-        self._active: List[Tensor] = []
+        # per call: (a0,) for non-negative activations, else (min(0, a0), max(0, a0))
+        self._clean: List[Tuple[Tensor, ...]] = []
+        self._active: List[Tuple[Tensor, ...]] = []
         self._mode: Optional[str] = None
         self._call = 0
         self._depth = 0  # activation modules running (they may nest, e.g. in a wrapper)
@@ -233,7 +235,7 @@ class ActivationGradientFilter:
 
         Later :meth:`forward` calls receive only those examples, in that order.
         """
-        self._active = [a0.index_select(0, rows) for a0 in self._clean]
+        self._active = [tuple(t.index_select(0, rows) for t in call) for call in self._clean]
 
     def forward(self, forward: Callable[[], Tensor]) -> Tensor:
         """Run ``forward`` (a perturbed batch) with the gradient filter in place."""
@@ -265,36 +267,42 @@ class ActivationGradientFilter:
             return
         call, self._call = self._call, self._call + 1
         if self._mode == "record":
-            # clone: an in-place op later in the network may overwrite the output.
-            self._clean.append(output.detach().clone())
+            a0 = output.detach()
+            if id(module) in self._non_negative:
+                # clone: an in-place op later in the network may overwrite the output.
+                self._clean.append((a0.clone(),))
+            else:
+                self._clean.append((a0.clamp(max=0), a0.clamp(min=0)))
             return
         if call >= len(self._active):
             return  # reported after the forward pass, with the call count
-        a0 = self._active[call]
-        if a0.shape != output.shape:
+        bounds = self._active[call]
+        if bounds[0].shape != output.shape:
             raise RuntimeError(
                 f"activation call {call} ({type(module).__name__}) returned shape "
-                f"{tuple(output.shape)} on the perturbed input but {tuple(a0.shape)} on "
-                "the clean input"
+                f"{tuple(output.shape)} on the perturbed input but "
+                f"{tuple(bounds[0].shape)} on the clean input"
             )
         if not output.requires_grad:
             return
         a = output.detach()
-        if id(module) in self._non_negative:
+        if len(bounds) == 1:
             # a >= 0, so min(0, a0) = 0 <= a always holds: out of bounds means a > a0,
             # and moving further out means rising (a negative gradient).
-            outside = a > a0
+            outside = a > bounds[0]
             if self.restore:
                 output.register_hook(lambda g, out=outside: g.masked_fill(_rising(g, out), 0))
             else:
                 output.register_hook(lambda g, out=outside: g.masked_fill(out, 0))
             return
-        # An out-of-bound unit is beyond max(0, a0) > 0 or below min(0, a0) < 0, so it
-        # leaves its interval in the direction of its own sign: a - lr * g moves it
-        # further out when g and a have opposite signs.
-        positive = a > 0
-        outside = torch.where(positive, a > a0, a < a0)
+        # clamp + compare, two kernels: a three-way torch.where made a defended pass of
+        # EfficientNet-B0 (64 x 64, batch 8, CPU) 1.46 times slower than this.
+        outside = torch.clamp(a, *bounds) != a
         if self.restore:
+            # An out-of-bound unit is beyond max(0, a0) > 0 or below min(0, a0) < 0, so
+            # it leaves its interval in the direction of its own sign: a - lr * g moves
+            # it further out when g and a have opposite signs.
+            positive = a > 0
             output.register_hook(
                 lambda g, out=outside, pos=positive: g.masked_fill(
                     (g < 0).eq_(pos).logical_and_(out), 0

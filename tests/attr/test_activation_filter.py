@@ -194,7 +194,7 @@ def test_torchvision_models(builder, calls):
             gate.record(lambda: model(x))
             assert len(gate._clean) == calls  # one bound per call, not per module
             assert gate.unfiltered == {}
-            assert all(a0.shape[0] == 2 for a0 in gate._clean)
+            assert all(t.shape[0] == 2 for call in gate._clean for t in call)
             defended = input_gradient(lambda z: gate.forward(lambda: model(z)), x_adv)
             unchanged = input_gradient(lambda z: gate.forward(lambda: model(z)), x)
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
