@@ -66,7 +66,7 @@ def _shapes_val(n):
     return dataset, collate_samples([dataset[i] for i in range(n)])
 
 
-def _class_ratio(tmp_path, module, dataset, n):
+def _class_ratio(tmp_path, module, dataset):
     trainer = _trainer(tmp_path)
     trainer.validate(module, DataLoader(dataset, batch_size=8, collate_fn=collate_samples),
                      verbose=False)
@@ -88,7 +88,7 @@ def test_class_ratio_is_table_1s_criterion_and_sees_class_agnostic_masks(tmp_pat
         module = ExplainerModule(num_classes=6, classifier=classifier, arch="unet",
                                  arch_kwargs=UNET, class_ratio_images=8)
         module.model = Replay(logits)
-        ratios[name] = _class_ratio(tmp_path, module, dataset, n)
+        ratios[name] = _class_ratio(tmp_path, module, dataset)
         # The logged value is Table 1's ratio on the first 8 validation images.
         matrix = class_masking_matrix(classifier, batch["image"][:8], logits[:8].sigmoid(),
                                       batch["labels"][:8], score="softmax")
