@@ -113,7 +113,7 @@ def reference_evidence(
 
     * ``uniform_noise``: pixels ``U(0, 1)`` (DSSR's reference);
     * ``gaussian_noise``: pixels ``N(0.5, 0.25^2)`` clipped to [0, 1];
-    * ``mean_colour``: ``Constant(0)`` in the normalised input space (FGVis's, SP's);
+    * ``mean_color``: ``Constant(0)`` in the normalised input space (FGVis's, SP's);
     * ``blurred``: each image of ``dataset`` blurred with sigma 10 px, the ``Blur``
       filler's reference.
 
@@ -150,7 +150,7 @@ def reference_evidence(
                 "gaussian_noise": space.to_inputs(
                     (0.5 + 0.25 * torch.randn(shape, generator=generator)).clamp(0, 1)
                 ),
-                "mean_colour": torch.zeros(shape),
+                "mean_color": torch.zeros(shape),
                 "blurred": Blur(10.0).reference(images),
             }
             for name, reference in references.items():

@@ -43,7 +43,7 @@ def test_shipped_classifier_acceptance(name):
     assert {"removed/constant", "removed/blur"} <= set(results)
     dataset = ShapesDataset(300, 64, split="test")
     evidence = reference_evidence(model, dataset, dataset.space)
-    assert set(evidence) == {"uniform_noise", "gaussian_noise", "mean_colour", "blurred"}
+    assert set(evidence) == {"uniform_noise", "gaussian_noise", "mean_color", "blurred"}
     assert max(evidence.values()) <= 0.05, evidence
 
 
@@ -58,7 +58,7 @@ def test_reference_evidence_sees_a_classifier_that_reads_noise():
     dataset = ShapesDataset(8, 32, split="test")
     evidence = reference_evidence(Rough().train(), dataset, dataset.space, batch_size=4)
     assert evidence["uniform_noise"] > 0.99
-    assert evidence["mean_colour"] == pytest.approx(1 / (1 + math.exp(10)), rel=1e-4)
+    assert evidence["mean_color"] == pytest.approx(1 / (1 + math.exp(10)), rel=1e-4)
     assert evidence["blurred"] < 0.01
 
 
