@@ -147,10 +147,14 @@ METHODS: Dict[str, tuple] = {
         lambda m, a, x: MP2(m, grid_size=4, cells_per_step=4).attribute(
             x, target=TARGET, max_iterations=1, stop_prob=0.0),  # random nets: p ~ 1/K
         True),
-    "DSSR": (lambda m, a, x: DSSR(m, iterations=1).attribute(x, target=TARGET), True),
+    "DSSR": (lambda m, a, x: DSSR(m, iterations=2).attribute(x, target=TARGET), True),
     # with the defence (the default); its hooks are checked in
     # test_defence_covers_every_activation
-    "FGVis": (lambda m, a, x: FGVis(m, iterations=1).attribute(x, target=TARGET), True),
+    "FGVis": (lambda m, a, x: FGVis(m, iterations=2).attribute(x, target=TARGET), True),
+    # starts from the reference: the defence's restoring gate
+    "FGVis-generation": (
+        lambda m, a, x: FGVis(m, game="generation", iterations=2).attribute(x, target=TARGET),
+        True),
     "ExplainerAttribution": (
         # target=None: the classifier's predicted labels choose the masks
         lambda m, a, x: ExplainerAttribution(m, explainer=explainer_net(), score="softmax").attribute(x),
