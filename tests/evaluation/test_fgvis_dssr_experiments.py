@@ -13,7 +13,7 @@ from captum_ext.evaluation.hallucination import (
     candidate_triples,
     hallucination_markdown,
     hallucination_rates,
-    summarise,
+    summarize,
 )
 from captum_ext.evaluation.methods import default_methods
 from captum_ext.evaluation.reference_entropy import (
@@ -101,7 +101,7 @@ def test_defence_stops_hallucination_on_a_silu_network():
     assert s["generated_with_defense"] == 0
 
 
-def test_summarise_counts_by_hand():
+def test_summarize_counts_by_hand():
     rows = [
         {"start": "black", "reference": "mid-grey", "generated_without_defense": True,
          "generated_with_defense": False},
@@ -110,7 +110,7 @@ def test_summarise_counts_by_hand():
         {"start": "white", "reference": "mid-grey", "generated_without_defense": False,
          "generated_with_defense": False},
     ]
-    s = summarise(rows)
+    s = summarize(rows)
     assert s["black/mid-grey"]["rate_without_defense"] == 1.0
     assert s["black/mid-grey"]["rate_with_defense"] == 0.5
     assert s["all"]["classes_tried"] == 3 and s["all"]["generated_without_defense"] == 2
