@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional, Tuple
+import warnings
+from typing import Any, Callable, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -12,6 +13,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from captum_ext._utils.forward import select_args
+from captum_ext._utils.scores import target_scores
 from captum_ext._utils.validation import TargetLike, check_choice, check_int, check_positive_int
 from captum_ext.attr._base import InputsLike, MaskAttribution
 from captum_ext.fillers.base import Filler, check_filler, remove
@@ -40,6 +42,15 @@ class MP2(MaskAttribution):
     Attribution: a cell removed at iteration ``t`` of ``T`` gets ``1 - (t - 1) / T``
     (earlier = more important), cells never removed 0, resized (nearest) to ``H x W``;
     values in [0, 1]. ``binary=True`` returns the removed cells as 1 instead.
+
+    Two departures give every map a meaning. Cells whose gradients tie (a saturated
+    softmax or sigmoid has an exactly zero gradient everywhere) are ordered by the
+    gradient of the target's logit, then at random (from ``seed``), never by position
+    (which drew a band along the top rows). An example whose score is already
+    ``<= stop_prob`` has nothing to delete: a ``UserWarning`` names it, and its map ranks
+    every cell by the first step's gradient, ``cells_per_step`` cells per rank, as if the
+    cells were removed in that order without re-evaluating (``binary=True``: the first
+    step's cells).
 
     MP2-G's reference: removed cells get the inpainter's fill of the current binary
     mask (the paper's ``f = G(m_b, x)``); every kept cell gets the fill it would receive
@@ -87,7 +98,7 @@ class MP2(MaskAttribution):
     >>> from torch import nn
     >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
     >>> mp2 = MP2(model, grid_size=8)
-    >>> mp2.attribute(torch.rand(2, 3, 32, 32), target=1).shape
+    >>> mp2.attribute(torch.rand(2, 3, 32, 32), target=1, stop_prob=0.0).shape
     torch.Size([2, 3, 32, 32])
     """
 
@@ -194,7 +205,10 @@ class MP2(MaskAttribution):
 
         removed_at = torch.zeros(n, cells, dtype=torch.long, device=device)  # 0 = kept
         iterations = torch.zeros(n, dtype=torch.long, device=device)
+        ranked_only = torch.zeros(n, dtype=torch.bool, device=device)  # nothing to delete
+        ties = torch.Generator().manual_seed(seed)
         active = torch.arange(n, device=device)
+        k = min(self.cells_per_step, cells)
         progress = tqdm(total=limit, desc="MP2", disable=not show_progress)
         for t in range(limit + 1):
             x, order = inputs[active], removed_at[active]
@@ -206,33 +220,55 @@ class MP2(MaskAttribution):
                 )
             else:
                 reference = static_reference[active]
-            scores = self._scores(
-                remove(x, 1 - holes, reference),
-                target_t[active],
-                select_args(additional_forward_args, active, n),
+            logits = self._forward(
+                remove(x, 1 - holes, reference), select_args(additional_forward_args, active, n)
             )
+            scores = target_scores(logits, target_t[active], self.score)
             done = (scores.detach() <= stop_prob) | (order > 0).all(dim=1)
             if t == limit:
                 done[:] = True
             iterations[active[done]] = t
+            # At t = 0 the examples already at stop_prob are ranked by this first step.
+            step = ~done | (t == 0)
+            if not step.any():
+                break
+            first = done[step]  # rows of `step` that only get the first step's ranking
+            ranking = self._ranking(
+                scores[step], logits.gather(1, target_t[active].view(-1, 1))[step], grid, step,
+                removed=order[step] > 0, places=cells if bool(first.any()) else k,
+                generator=ties,
+            )
+            rows = active[step]
+            if bool(first.any()):
+                ranked = rows[first]
+                ranked_only[ranked] = True
+                places = torch.arange(cells, device=device).expand(int(first.sum()), cells)
+                position = torch.empty_like(places).scatter_(1, ranking[first], places)
+                removed_at[ranked] = position // k + 1
+                iterations[ranked] = math.ceil(cells / k)
             if done.all():
                 break
-            (gradient,) = torch.autograd.grad(scores[~done].sum(), grid)
-            gradient = gradient.flatten(1)[~done]
-            priority = -gradient if self.rank == "descent" else gradient.abs()
-            priority = priority.masked_fill(order[~done] > 0, -math.inf)
-            k = min(self.cells_per_step, cells)
-            top = priority.topk(k, dim=1)
-            valid = top.values > -math.inf  # fewer than k cells may be left
-            rows = torch.arange(valid.shape[0], device=device)[:, None].expand_as(valid)
-            running = active[~done]
-            removed_at[running[rows[valid]], top.indices[valid]] = t + 1
-            active = running
+            # The step's k cells (fewer may be left).
+            running, picked = rows[~first], ranking[~first][:, :k]
+            valid = ~(order[step][~first].gather(1, picked) > 0)
+            index = torch.arange(running.shape[0], device=device)[:, None].expand_as(picked)
+            removed_at[running[index[valid]], picked[valid]] = t + 1
+            active = active[~done]
             progress.update(1)
         progress.close()
+        if bool(ranked_only.any()):
+            warnings.warn(
+                f"MP2: the target's score is already <= stop_prob ({stop_prob:g}) for "
+                f"example(s) {ranked_only.nonzero().flatten().tolist()}, so nothing is "
+                "deleted; their maps rank every cell by the first step's gradient "
+                "(binary=True: the first step's cells)",
+                UserWarning,
+                stacklevel=4,
+            )
 
         if binary:
-            values = (removed_at > 0).to(inputs.dtype)
+            values = torch.where(ranked_only[:, None], removed_at == 1, removed_at > 0)
+            values = values.to(inputs.dtype)
         else:
             total = iterations.clamp_min(1).to(inputs.dtype)[:, None]
             values = torch.where(
@@ -241,6 +277,45 @@ class MP2(MaskAttribution):
                 torch.zeros((), dtype=inputs.dtype, device=device),
             )
         return F.interpolate(values.view(n, 1, gh, gw), size=(h, w), mode="nearest")
+
+    def _ranking(
+        self,
+        scores: Tensor,
+        logits: Tensor,
+        grid: Tensor,
+        rows: Tensor,
+        *,
+        removed: Tensor,
+        places: int,
+        generator: torch.Generator,
+    ) -> Tensor:
+        """``(B, cells)`` cells of ``rows`` in removal order, removed cells last.
+
+        The key is the gradient of the score (steepest descent, or its magnitude with
+        ``rank="abs"``). Where it ties across the first ``places`` places (a saturated
+        softmax or sigmoid has an exactly zero gradient), the gradient of the target's
+        logit, then a random draw, break the ties: never the position.
+        """
+
+        def key(output: Tensor, retain: bool) -> Tensor:
+            (gradient,) = torch.autograd.grad(output.sum(), grid, retain_graph=retain)
+            gradient = gradient.flatten(1)[rows]
+            gradient = -gradient if self.rank == "descent" else gradient.abs()
+            return gradient.masked_fill(removed, -math.inf)
+
+        primary = key(scores, retain=self.score != "logit")
+        top = primary.topk(min(places + 1, primary.shape[1]), dim=1).values
+        tied = (top[:, :-1] == top[:, 1:]) & torch.isfinite(top[:, 1:])
+        if not bool(tied.any()):
+            return primary.argsort(dim=1, descending=True)
+        keys = [primary] + ([key(logits, retain=False)] if self.score != "logit" else [])
+        # Stable sorts from the last key to the first, over a random order.
+        noise = torch.rand(primary.shape, generator=generator).to(primary.device)
+        order = noise.argsort(dim=1)
+        for value in reversed(keys):
+            moved = value.gather(1, order).argsort(dim=1, descending=True, stable=True)
+            order = order.gather(1, moved)
+        return order
 
     def _hole_filler_reference(
         self, inputs: Tensor, holes: Tensor, removed: Tensor, generator: torch.Generator

@@ -82,10 +82,72 @@ def test_per_example_stopping():
     assert torch.allclose(out[1][out[1] > 0], torch.ones(2))
 
 
-def test_already_below_threshold_gives_an_empty_map():
-    mp2 = MP2(CellModel(torch.ones(4, 4)), filler=Constant(0.0), score="logit", grid_size=4)
-    out = mp2.attribute(torch.ones(1, 3, 8, 8), 0, stop_prob=1e6)
-    assert torch.all(out == 0)
+def test_already_below_threshold_ranks_the_cells_by_the_first_step():
+    weights = torch.randperm(16, generator=torch.Generator().manual_seed(1)).float().view(4, 4)
+    mp2 = MP2(CellModel(weights), filler=Constant(0.0), score="logit", grid_size=4)
+    with pytest.warns(UserWarning, match=r"already <= stop_prob .* example\(s\) \[0\]"):
+        out = mp2.attribute(torch.ones(1, 3, 8, 8), 0, stop_prob=1e6, return_map=True)
+    # Nothing to delete: every cell ranked by the first gradient (-4 w), two per rank, as
+    # if removed in that order over ceil(16 / 2) = 8 steps.
+    expected = torch.zeros(16)
+    for place, cell in enumerate(_ranked(weights)):
+        expected[cell] = 1 - (place // 2) / 8
+    assert torch.allclose(out[0, 0, ::2, ::2].flatten(), expected)
+    with pytest.warns(UserWarning, match="binary=True: the first step's cells"):
+        first = mp2.attribute(torch.ones(1, 3, 8, 8), 0, stop_prob=1e6, binary=True, return_map=True)
+    assert torch.equal(first[0, 0, ::2, ::2].flatten(), (expected == 1).float())
+
+
+def test_a_target_below_chance_gets_a_map_that_captum_can_draw():
+    from captum.attr import visualization as viz
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+                          nn.Flatten(), nn.Linear(16, 5))
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        probs = model(x).softmax(dim=1)[0]
+    target = int(probs.argmin())
+    assert probs[target] < 1 / 5  # already below the default stop_prob, 1 / num_classes
+    with pytest.warns(UserWarning, match="already <= stop_prob"):
+        attr = MP2(model, grid_size=8).attribute(x, target=target)
+    assert attr.shape == x.shape and float(attr.min()) > 0 and float(attr.max()) == 1.0
+    fig, _ = viz.visualize_image_attr(
+        attr[0].permute(1, 2, 0).numpy(), x[0].permute(1, 2, 0).numpy(),
+        method="blended_heat_map", sign="positive", use_pyplot=False,
+    )
+    assert fig is not None
+
+
+class SaturatedModel(nn.Module):
+    """Logit 0 = 100 + 4 * channel-0 mass of a bottom-right object: softmax exactly 1.0."""
+
+    def __init__(self):
+        super().__init__()
+        weights = torch.zeros(8, 8)
+        weights[4:, 4:] = torch.arange(1.0, 17.0).view(4, 4)
+        self.register_buffer("weights", weights)
+
+    def forward(self, x):
+        s = 100 + 4 * (x[:, 0] * self.weights).flatten(1).sum(dim=1)
+        return torch.stack([s, torch.zeros_like(s)], dim=1)
+
+
+def test_a_saturated_score_breaks_ties_by_the_logit_not_in_raster_order():
+    model, x = SaturatedModel(), torch.ones(1, 3, 8, 8)
+    assert float(model(x).softmax(dim=1)[0, 0]) == 1.0  # every score gradient is 0
+    mp2 = MP2(model, filler=Constant(0.0), score="softmax", grid_size=4)
+    first = mp2.attribute(x, 0, stop_prob=0.5, max_iterations=1, binary=True, return_map=True)
+    # The logit falls most when the object's heaviest cells go: grid cells (3, 3), (3, 2).
+    expected = torch.zeros(4, 4)
+    expected[3, 3] = expected[3, 2] = 1
+    assert torch.equal(first[0, 0, ::2, ::2], expected)
+    out = mp2.attribute(x, 0, stop_prob=0.5, return_map=True)[0, 0, ::2, ::2]
+    object_cells = torch.zeros(4, 4, dtype=torch.bool)
+    object_cells[2:, 2:] = True
+    assert bool((out[object_cells] > 0).all())  # the object goes ...
+    assert float(out[~object_cells].max()) < float(out[object_cells].min())  # ... first
+    assert float(out[0].max()) < 1  # no band along the top row
 
 
 class MaskSpy:
