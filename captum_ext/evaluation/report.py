@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, Sequence, Union
 
-from captum_ext.evaluation.harness import COLUMNS, SEGMENTATION, EvaluationResult, nan_mean
+from captum_ext.evaluation.harness import COLUMNS, SEGMENTATION, EvaluationResult
 from captum_ext.utils import require, to_json
 
 Figure = require("matplotlib.figure", extra="report").Figure
