@@ -13,8 +13,8 @@ import argparse
 import math
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, List
 
 import pytest
 import torch
@@ -125,7 +125,7 @@ def check_target(settings: BenchSettings, ok: bool, message: str) -> None:
         warnings.warn(f"speed target missed in quick mode (not gated): {message}", stacklevel=2)
 
 
-def interleaved_best(*fns: Callable[[], object], rounds: int) -> List[float]:
+def interleaved_best(*fns: Callable[[], object], rounds: int) -> list[float]:
     """Best wall time (seconds) of each function over ``rounds`` rounds.
 
     Each round calls every function once, in turn, so that a slow spell of a shared

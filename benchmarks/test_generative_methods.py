@@ -18,7 +18,7 @@ checks the issue's target:
 from __future__ import annotations
 
 import math
-from typing import Callable, Dict
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -33,7 +33,7 @@ from captum_ext.inpainters import OpenCVInpainter
 from captum_ext.models.shapes_classifier import ShapesClassifier
 
 
-def record(benchmark, fn: Callable[[], object], info: Dict[str, float]) -> None:
+def record(benchmark, fn: Callable[[], object], info: dict[str, float]) -> None:
     """Run ``fn`` under pytest-benchmark and attach the measured ratios."""
     benchmark.extra_info.update({k: round(v, 4) for k, v in info.items()})
     benchmark.pedantic(fn, rounds=1, iterations=1)

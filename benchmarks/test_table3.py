@@ -19,8 +19,9 @@ Turn the JSON into the README table with
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Tuple
+from typing import Any
 
 import pytest
 import torch
@@ -44,7 +45,7 @@ from captum_ext.models.inpainting_unet import InpaintingUNet
 
 NUM_CLASSES = 20
 
-CLASSIFIERS: Dict[str, Callable[[], nn.Module]] = {
+CLASSIFIERS: dict[str, Callable[[], nn.Module]] = {
     "vgg16": lambda: vgg16(num_classes=NUM_CLASSES),
     "resnet50": lambda: resnet50(num_classes=NUM_CLASSES),
 }
@@ -59,12 +60,12 @@ class Job:
     scale: float
 
 
-def _count(paper: int, fraction: float) -> Tuple[int, float]:
+def _count(paper: int, fraction: float) -> tuple[int, float]:
     done = max(1, round(paper * fraction))
     return done, paper / done
 
 
-def _sliding(size: int, fraction: float) -> Tuple[int, int, float]:
+def _sliding(size: int, fraction: float) -> tuple[int, int, float]:
     """Window and stride covering ``fraction`` of the paper's 66 x 66 windows at 224."""
     window = max(1, round(29 * size / 224))
     paper_stride = max(1, round(3 * size / 224))

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import torch
 from captum.attr import LayerAttribution
@@ -21,13 +22,13 @@ from lightning_callbacks._batch import Samples, TargetPolicy, select_targets
 
 #: A method: a class path or name (``"captum.attr.Saliency"``, ``"Saliency"``), an
 #: attribution class, or any callable ``model -> object with .attribute``.
-MethodLike = Union[str, Callable[..., Any]]
+MethodLike = str | Callable[..., Any]
 #: ``fn(pl_module, images, targets) -> maps``, or the name of a method of the module
 #: called as ``pl_module.<name>(images, targets)``.
-AttributionFn = Union[str, Callable[[nn.Module, Tensor, Tensor], Tensor]]
+AttributionFn = str | Callable[[nn.Module, Tensor, Tensor], Tensor]
 #: The network to explain: ``None`` (the LightningModule), a submodule name, or
 #: ``fn(pl_module) -> nn.Module``.
-ModelLike = Union[None, str, Callable[[nn.Module], Callable[..., Tensor]]]
+ModelLike = None | str | Callable[[nn.Module], Callable[..., Tensor]]
 
 #: Packages searched for a bare method name, in order.
 METHOD_PACKAGES = ("captum_ext.attr", "captum.attr")
@@ -124,10 +125,10 @@ class AttributionSpec:
 
     def __init__(
         self,
-        method: Optional[MethodLike] = None,
-        init_args: Optional[Dict[str, Any]] = None,
-        attribute_args: Optional[Dict[str, Any]] = None,
-        attribution_fn: Optional[AttributionFn] = None,
+        method: MethodLike | None = None,
+        init_args: dict[str, Any] | None = None,
+        attribute_args: dict[str, Any] | None = None,
+        attribution_fn: AttributionFn | None = None,
         model: ModelLike = None,
     ) -> None:
         if (method is None) == (attribution_fn is None):
@@ -171,7 +172,7 @@ class AttributionSpec:
             return pl_module.get_submodule(self.model_ref)
         return self.model_ref(pl_module)
 
-    def guarded_modules(self, pl_module: nn.Module) -> List[nn.Module]:
+    def guarded_modules(self, pl_module: nn.Module) -> list[nn.Module]:
         """The modules whose state an attribution must leave untouched."""
         model = self.model(pl_module)
         return [pl_module] + ([model] if isinstance(model, nn.Module) else [])
@@ -196,7 +197,7 @@ class AttributionSpec:
 
     def explain(
         self, pl_module: nn.Module, samples: Samples, target: TargetPolicy
-    ) -> Tuple[Samples, Tensor, Tensor, Tensor]:
+    ) -> tuple[Samples, Tensor, Tensor, Tensor]:
         """Targets and maps of ``samples`` against the module as it is now.
 
         The samples are copied to the module's device inside the attribution context

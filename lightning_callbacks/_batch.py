@@ -8,8 +8,9 @@ callable that returns one of these.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
-from typing import Any, Callable, Mapping, Optional, Union
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -17,7 +18,7 @@ from torch import Tensor
 from captum_ext.utils import check_inputs, format_target
 
 #: ``target=`` policies of the callbacks (an int is a fixed class).
-TargetPolicy = Union[str, int]
+TargetPolicy = str | int
 TARGET_POLICIES = ("label", "predicted")
 
 Unpack = Callable[[Any], Any]
@@ -41,29 +42,29 @@ class Samples:
     """
 
     images: Tensor
-    labels: Optional[Tensor] = None
-    masks: Optional[Tensor] = None
-    boxes: Optional[Tensor] = None
-    box_labels: Optional[Tensor] = None
+    labels: Tensor | None = None
+    masks: Tensor | None = None
+    boxes: Tensor | None = None
+    box_labels: Tensor | None = None
 
     def __len__(self) -> int:
         return self.images.shape[0]
 
-    def _map(self, fn: Callable[[Tensor], Tensor]) -> "Samples":
+    def _map(self, fn: Callable[[Tensor], Tensor]) -> Samples:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         return replace(self, **{k: fn(v) for k, v in values.items() if v is not None})
 
-    def to(self, device: torch.device) -> "Samples":
+    def to(self, device: torch.device) -> Samples:
         """Copies on ``device``, always new tensors (never inference tensors when
         called outside inference mode)."""
         return self._map(lambda t: t.to(device, copy=True))
 
-    def select(self, index: Tensor) -> "Samples":
+    def select(self, index: Tensor) -> Samples:
         """The samples at ``index`` (a 1-d long tensor)."""
         return self._map(lambda t: t[index.to(t.device)])
 
 
-def unpack_batch(batch: Any, unpack: Optional[Unpack] = None) -> Samples:
+def unpack_batch(batch: Any, unpack: Unpack | None = None) -> Samples:
     """Read a batch as :class:`Samples`.
 
     Parameters

@@ -7,7 +7,7 @@ and ``pytorch_lightning`` loggers, and any third-party logger with the same API.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -19,7 +19,7 @@ def _hwc_uint8(image: Tensor):
     return (image.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
 
 
-def image_directory(logger: Any) -> Optional[Path]:
+def image_directory(logger: Any) -> Path | None:
     """Where a logger without an image API gets PNG files: ``<log_dir>/images``."""
     for attribute in ("log_dir", "save_dir"):
         directory = getattr(logger, attribute, None)
@@ -67,7 +67,7 @@ def log_image_batch(logger: Any, tag: str, batch: Tensor, step: int, nrow: int =
     return "none"
 
 
-def log_images(loggers: List[Any], images: dict, step: int, nrow: int = 8) -> List[str]:
+def log_images(loggers: list[Any], images: dict, step: int, nrow: int = 8) -> list[str]:
     """Log ``{tag: batch}`` to every logger; returns the route taken per logger."""
     routes = []
     for logger in loggers:

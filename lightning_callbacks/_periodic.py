@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from typing import Any, Dict, Optional
+from typing import Any
 
 from captum_ext.utils import check_positive_int
 from lightning_callbacks._attribution import AttributionSpec
@@ -39,8 +39,8 @@ class PeriodicAttributionCallback(Callback, abc.ABC):
         spec: AttributionSpec,
         samples: FixedSamples,
         target: TargetPolicy,
-        every_n_epochs: Optional[int],
-        every_n_steps: Optional[int],
+        every_n_epochs: int | None,
+        every_n_steps: int | None,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f"`name` must be a non-empty string, got {name!r}")
@@ -54,9 +54,9 @@ class PeriodicAttributionCallback(Callback, abc.ABC):
         self.every_n_steps = (
             None if every_n_steps is None else check_positive_int(every_n_steps, "every_n_steps")
         )
-        self._last_epoch: Optional[int] = None
+        self._last_epoch: int | None = None
         #: ``global_step`` of the last event in ``fit``.
-        self._last_step: Optional[int] = None
+        self._last_step: int | None = None
 
     @abc.abstractmethod
     def log_event(self, trainer: Any, pl_module: Any) -> None:
@@ -113,8 +113,8 @@ class PeriodicAttributionCallback(Callback, abc.ABC):
     def state_key(self) -> str:
         return self._generate_state_key(name=self.name)
 
-    def state_dict(self) -> Dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         return {"samples": self.samples.state_dict()}
 
-    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.samples.load_state_dict(state_dict.get("samples", {}))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Dict, Optional
-
 import matplotlib
 import torch
 from torch import Tensor
@@ -12,7 +10,7 @@ from captum_ext.fillers.image_space import ImageSpace
 from captum_ext.metrics import normalize_map
 
 
-def display_images(images: Tensor, space: Optional[ImageSpace] = None) -> Tensor:
+def display_images(images: Tensor, space: ImageSpace | None = None) -> Tensor:
     """``(N, 3, H, W)`` images in [0, 1] for display.
 
     With ``space`` the inputs are mapped back to pixels; without it each image is
@@ -52,10 +50,10 @@ def colorize(maps: Tensor, cmap: str = "jet") -> Tensor:
 def render(
     images: Tensor,
     maps: Tensor,
-    space: Optional[ImageSpace] = None,
+    space: ImageSpace | None = None,
     cmap: str = "jet",
     alpha: float = 0.5,
-) -> Dict[str, Tensor]:
+) -> dict[str, Tensor]:
     """The three renderings the mask logger writes, each ``(N, 3, H, W)`` in [0, 1].
 
     Returns

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
@@ -11,7 +11,7 @@ from captum_ext.utils import check_positive_int
 from lightning_callbacks._batch import Samples, Unpack, unpack_batch
 
 
-def _first_loader(loaders: Any) -> Optional[DataLoader]:
+def _first_loader(loaders: Any) -> DataLoader | None:
     """The first ``DataLoader`` of a Lightning ``*_dataloaders`` value."""
     if loaders is None:
         return None
@@ -31,7 +31,7 @@ def evaluation_loader(trainer: Any, pl_module: Any) -> DataLoader:
     testing = bool(getattr(trainer, "testing", False))
     loader = _first_loader(trainer.test_dataloaders if testing else trainer.val_dataloaders)
     hook = "test_dataloader" if testing else "val_dataloader"
-    error: Optional[Exception] = None
+    error: Exception | None = None
     for source in (getattr(trainer, "datamodule", None), pl_module):
         if loader is not None:
             break
@@ -75,13 +75,13 @@ class FixedSamples:
         num_samples: int = 8,
         seed: int = 0,
         samples: Any = None,
-        unpack: Optional[Unpack] = None,
+        unpack: Unpack | None = None,
     ) -> None:
         self.num_samples = check_positive_int(num_samples, "num_samples")
         self.seed = seed
         self.unpack = unpack
-        self.indices: Optional[List[int]] = None
-        self._cache: Optional[Samples] = None
+        self.indices: list[int] | None = None
+        self._cache: Samples | None = None
         if samples is not None:
             self._cache = unpack_batch(samples, unpack)
             self.num_samples = len(self._cache)
@@ -90,7 +90,7 @@ class FixedSamples:
     def explicit(self) -> bool:
         return self.indices is None and self._cache is not None
 
-    def draw(self, size: int) -> List[int]:
+    def draw(self, size: int) -> list[int]:
         """Draw ``min(num_samples, size)`` sorted indices out of ``range(size)``."""
         generator = torch.Generator().manual_seed(self.seed)
         chosen = torch.randperm(size, generator=generator)[: self.num_samples]
@@ -114,12 +114,12 @@ class FixedSamples:
         self._cache = unpack_batch(batch, self.unpack)
         return self._cache
 
-    def state_dict(self) -> Dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         if self.indices is None:
             return {}
         return {"indices": list(self.indices), "seed": self.seed}
 
-    def load_state_dict(self, state: Dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         if "indices" in state and not self.explicit:
             self.indices = [int(i) for i in state["indices"]]
             self._cache = None

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -56,13 +57,13 @@ class AttributionModule(LightningModule):
     def __init__(
         self,
         model: nn.Module,
-        method: Optional[MethodLike] = None,
-        init_args: Optional[Dict[str, Any]] = None,
-        attribute_args: Optional[Dict[str, Any]] = None,
-        attribution_fn: Optional[AttributionFn] = None,
+        method: MethodLike | None = None,
+        init_args: dict[str, Any] | None = None,
+        attribute_args: dict[str, Any] | None = None,
+        attribution_fn: AttributionFn | None = None,
         target: TargetPolicy = "predicted",
         dtype: str = "float32",
-        unpack: Optional[Unpack] = None,
+        unpack: Unpack | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(model, nn.Module):
@@ -85,7 +86,7 @@ class AttributionModule(LightningModule):
 
     def predict_step(
         self, batch: Any, batch_idx: int, dataloader_idx: int = 0
-    ) -> Optional[Dict[str, Tensor]]:
+    ) -> dict[str, Tensor] | None:
         """``{"attribution": (N, 1, H, W), "target": (N,)[, "index": (N,)]}``, or
         ``None`` for a batch whose shard is already written."""
         if self._finished(batch_idx, dataloader_idx):

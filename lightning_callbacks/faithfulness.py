@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -134,25 +135,25 @@ class FaithfulnessMetrics(PeriodicAttributionCallback):
 
     def __init__(
         self,
-        method: Optional[MethodLike] = None,
+        method: MethodLike | None = None,
         *,
-        init_args: Optional[Dict[str, Any]] = None,
-        attribute_args: Optional[Dict[str, Any]] = None,
-        attribution_fn: Optional[AttributionFn] = None,
+        init_args: dict[str, Any] | None = None,
+        attribute_args: dict[str, Any] | None = None,
+        attribution_fn: AttributionFn | None = None,
         model: ModelLike = None,
         metrics: Sequence[str] = METRICS,
         num_samples: int = 32,
         samples: Any = None,
         seed: int = 0,
         target: TargetPolicy = "label",
-        every_n_epochs: Optional[int] = 1,
-        every_n_steps: Optional[int] = None,
+        every_n_epochs: int | None = 1,
+        every_n_steps: int | None = None,
         batch_size: int = 16,
         score: str = "softmax",
-        metric_args: Optional[Dict[str, Dict[str, Any]]] = None,
+        metric_args: dict[str, dict[str, Any]] | None = None,
         prog_bar: bool = False,
-        name: Optional[str] = None,
-        unpack: Optional[Unpack] = None,
+        name: str | None = None,
+        unpack: Unpack | None = None,
     ) -> None:
         spec = AttributionSpec(method, init_args, attribute_args, attribution_fn, model)
         super().__init__(
@@ -178,13 +179,13 @@ class FaithfulnessMetrics(PeriodicAttributionCallback):
         self.score = score
         self.metric_args = metric_args
         self.prog_bar = prog_bar
-        self._means: Dict[str, Metric] = {}
+        self._means: dict[str, Metric] = {}
 
     # ------------------------------------------------------------------ scoring
-    def _scorers(self, samples: Samples) -> Dict[str, Callable[..., Tensor]]:
+    def _scorers(self, samples: Samples) -> dict[str, Callable[..., Tensor]]:
         """``metric -> fn(model, samples, targets, maps) -> (N,)`` for these samples."""
         args = self.metric_args
-        table: Dict[str, Callable[..., Tensor]] = {
+        table: dict[str, Callable[..., Tensor]] = {
             "deletion_auc": lambda f, s, t, m: deletion_auc(
                 f, s.images, m, t, score=self.score, **args.get("deletion_auc", {})
             ),
@@ -212,7 +213,7 @@ class FaithfulnessMetrics(PeriodicAttributionCallback):
                 )
         return {name: table[name] for name in self.metrics if name in table}
 
-    def compute(self, trainer: Any, pl_module: Any) -> Dict[str, Tensor]:
+    def compute(self, trainer: Any, pl_module: Any) -> dict[str, Tensor]:
         """This rank's share of the samples scored; returns the means over all ranks.
 
         Every rank must call it (the means are reduced across ranks).

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from captum_ext.fillers.image_space import ImageSpace
 from lightning_callbacks._attribution import AttributionFn, AttributionSpec, MethodLike, ModelLike
@@ -89,24 +89,24 @@ class MaskLogger(PeriodicAttributionCallback):
 
     def __init__(
         self,
-        method: Optional[MethodLike] = None,
+        method: MethodLike | None = None,
         *,
-        init_args: Optional[Dict[str, Any]] = None,
-        attribute_args: Optional[Dict[str, Any]] = None,
-        attribution_fn: Optional[AttributionFn] = None,
+        init_args: dict[str, Any] | None = None,
+        attribute_args: dict[str, Any] | None = None,
+        attribution_fn: AttributionFn | None = None,
         model: ModelLike = None,
         num_samples: int = 8,
         samples: Any = None,
         seed: int = 0,
         target: TargetPolicy = "label",
-        every_n_epochs: Optional[int] = 1,
-        every_n_steps: Optional[int] = None,
-        space: Optional[ImageSpace] = None,
+        every_n_epochs: int | None = 1,
+        every_n_steps: int | None = None,
+        space: ImageSpace | None = None,
         cmap: str = "jet",
         alpha: float = 0.5,
         nrow: int = 8,
-        name: Optional[str] = None,
-        unpack: Optional[Unpack] = None,
+        name: str | None = None,
+        unpack: Unpack | None = None,
     ) -> None:
         spec = AttributionSpec(method, init_args, attribute_args, attribution_fn, model)
         super().__init__(
@@ -125,7 +125,7 @@ class MaskLogger(PeriodicAttributionCallback):
         self.nrow = nrow
         #: The route taken per logger at the last event ("tensorboard", "wandb",
         #: "mlflow", "png" or "none").
-        self.routes: List[str] = []
+        self.routes: list[str] = []
 
     def log_event(self, trainer: Any, pl_module: Any) -> None:
         if not trainer.is_global_zero:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -60,10 +61,10 @@ class AttributionWriter(BasePredictionWriter):
         super().__init__(write_interval="batch")
         self.output_dir = Path(output_dir)
         self.batches_per_shard = check_positive_int(batches_per_shard, "batches_per_shard")
-        self._buffers: Dict[Tuple[int, int], List[Dict[str, Tensor]]] = {}
+        self._buffers: dict[tuple[int, int], list[dict[str, Tensor]]] = {}
         #: Shards written and shards skipped (already on disk) by this rank in this run.
-        self.written: List[str] = []
-        self.skipped: List[str] = []
+        self.written: list[str] = []
+        self.skipped: list[str] = []
 
     def shard_path(self, trainer: Any, batch_idx: int, dataloader_idx: int = 0) -> Path:
         """The file that holds batch ``batch_idx`` of this rank."""
@@ -107,8 +108,8 @@ class AttributionWriter(BasePredictionWriter):
         self,
         trainer: Any,
         pl_module: Any,
-        prediction: Optional[Dict[str, Tensor]],
-        batch_indices: Optional[Sequence[int]],
+        prediction: dict[str, Tensor] | None,
+        batch_indices: Sequence[int] | None,
         batch: Any,
         batch_idx: int,
         dataloader_idx: int,
@@ -145,7 +146,7 @@ class AttributionWriter(BasePredictionWriter):
         trainer.strategy.barrier("attribution_writer_done")
 
     # ------------------------------------------------------------------ state
-    def _flush(self, trainer: Any, key: Tuple[int, int]) -> None:
+    def _flush(self, trainer: Any, key: tuple[int, int]) -> None:
         entries = self._buffers.pop(key)
         payload = {name: torch.cat([e[name] for e in entries]) for name in entries[0]}
         name = shard_name(key[0], trainer.global_rank, key[1])

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Dict, Iterator, List, Tuple, Union
+from typing import Any, BinaryIO
 
 import torch
 from torch import Tensor
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 INDEX_FILE = "index.json"
 META_FILE = "meta.json"
 SHARD_GLOB = "dl*-rank*-shard*.pt"
@@ -52,7 +53,7 @@ def _atomic_write(path: Path, write: Callable[[BinaryIO], Any]) -> None:
     os.replace(tmp, path)
 
 
-def save_shard(path: Path, payload: Dict[str, Tensor]) -> None:
+def save_shard(path: Path, payload: dict[str, Tensor]) -> None:
     """Write one shard atomically."""
     _atomic_write(path, lambda file: torch.save(payload, file))
 
@@ -62,7 +63,7 @@ def save_json(path: Path, value: Any) -> None:
     _atomic_write(path, lambda file: file.write(json.dumps(value).encode()))
 
 
-def build_index(output_dir: PathLike) -> Dict[str, Any]:
+def build_index(output_dir: PathLike) -> dict[str, Any]:
     """Map every sample id to its shard and row by reading the shards' ``index`` tensors.
 
     Shards are memory-mapped, so only their small ``index`` tensors are read.
@@ -70,7 +71,7 @@ def build_index(output_dir: PathLike) -> Dict[str, Any]:
     """
     output_dir = Path(output_dir)
     shards = sorted(p.name for p in output_dir.glob(SHARD_GLOB))
-    samples: Dict[str, Dict[str, List[int]]] = {}
+    samples: dict[str, dict[str, list[int]]] = {}
     for number, name in enumerate(shards):
         dataloader = name.split("-", 1)[0][2:]
         ids = torch.load(output_dir / name, map_location="cpu", weights_only=True, mmap=True)
@@ -109,9 +110,9 @@ class AttributionShards:
         if not index_path.exists():
             raise FileNotFoundError(f"no {INDEX_FILE} in {self.output_dir}; did the run finish?")
         index = json.loads(index_path.read_text())
-        self.shards: List[str] = index["shards"]
+        self.shards: list[str] = index["shards"]
         self._samples = index["samples"].get(str(dataloader_idx), {})
-        self._cache: Tuple[int, Dict[str, Tensor]] = (-1, {})
+        self._cache: tuple[int, dict[str, Tensor]] = (-1, {})
 
     def __len__(self) -> int:
         return len(self._samples)
@@ -119,17 +120,17 @@ class AttributionShards:
     def __contains__(self, sample_id: int) -> bool:
         return str(sample_id) in self._samples
 
-    def sample_ids(self) -> List[int]:
+    def sample_ids(self) -> list[int]:
         """Sorted ids of every sample written."""
         return sorted(int(k) for k in self._samples)
 
-    def _shard(self, number: int) -> Dict[str, Tensor]:
+    def _shard(self, number: int) -> dict[str, Tensor]:
         if self._cache[0] != number:
             path = self.output_dir / self.shards[number]
             self._cache = (number, torch.load(path, map_location="cpu", weights_only=True))
         return self._cache[1]
 
-    def __getitem__(self, sample_id: int) -> Dict[str, Tensor]:
+    def __getitem__(self, sample_id: int) -> dict[str, Tensor]:
         """``{"attribution": (1, H, W), "target": ()}`` of one sample."""
         if str(sample_id) not in self._samples:
             raise KeyError(f"sample {sample_id} was not written")

@@ -9,7 +9,8 @@ Captum-style ``additional_forward_args`` along.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Tuple
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from captum._utils.common import _format_additional_forward_args
@@ -20,15 +21,15 @@ from captum_ext._utils.scores import as_logits
 from captum_ext._utils.validation import check_model_device, check_positive_int
 
 #: ``build(start, stop) -> (images, example_index)`` for copies ``start..stop-1``.
-ChunkBuilder = Callable[[int, int], Tuple[Tensor, Tensor]]
+ChunkBuilder = Callable[[int, int], tuple[Tensor, Tensor]]
 
 
-def forward_args(additional_forward_args: Any) -> Tuple[Any, ...]:
+def forward_args(additional_forward_args: Any) -> tuple[Any, ...]:
     """Captum-style ``additional_forward_args`` as a tuple."""
     return _format_additional_forward_args(additional_forward_args) or ()
 
 
-def select_args(args: Tuple[Any, ...], index: Tensor, num_examples: int) -> Tuple[Any, ...]:
+def select_args(args: tuple[Any, ...], index: Tensor, num_examples: int) -> tuple[Any, ...]:
     """Per-example extra arguments (tensors with ``N`` rows) follow the copies' examples."""
     return tuple(
         a[index] if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == num_examples else a

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from typing import Callable, Iterator, List, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
@@ -30,7 +30,7 @@ _HOOK_DICTS = (
 )
 
 
-def modules_of(forward_func: Callable) -> List[nn.Module]:
+def modules_of(forward_func: Callable) -> list[nn.Module]:
     """The ``nn.Module`` objects behind a forward function.
 
     A module itself, the module a bound method belongs to (``model.forward``), or

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Dict, Union
+from typing import Any
 
 import torch
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 
 
 def to_json(value: Any) -> Any:
@@ -37,7 +37,7 @@ def to_json(value: Any) -> Any:
 
 def write_markdown_json(
     output_dir: PathLike, stem: str, markdown: str, data: Any
-) -> Dict[str, Path]:
+) -> dict[str, Path]:
     """Write ``stem.md`` and ``stem.json`` (strict JSON) into ``output_dir`` (created).
 
     Returns

@@ -7,19 +7,19 @@ was wrong and what was expected.
 
 from __future__ import annotations
 
-from typing import Iterable, Optional, Sequence, Union
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import Tensor, nn
 
-TargetLike = Union[None, int, Tensor, Sequence[int]]
+TargetLike = None | int | Tensor | Sequence[int]
 
 
 def check_tensor(
     value: object,
     name: str,
     *,
-    ndim: Optional[int] = None,
+    ndim: int | None = None,
     floating: bool = True,
     finite: bool = True,
 ) -> Tensor:
@@ -119,7 +119,7 @@ def check_same_device(*tensors: Tensor, names: Sequence[str]) -> None:
     """Raise ``ValueError`` when the tensors live on different devices."""
     devices = [t.device for t in tensors]
     if any(d != devices[0] for d in devices[1:]):
-        listed = ", ".join(f"`{n}` on {d}" for n, d in zip(names, devices))
+        listed = ", ".join(f"`{n}` on {d}" for n, d in zip(names, devices, strict=False))
         raise ValueError(f"tensors must be on the same device: {listed}")
 
 
@@ -169,7 +169,7 @@ def check_choice(value: object, name: str, choices: Iterable[str]) -> str:
 
 
 def format_target(
-    target: TargetLike, num_examples: int, num_classes: Optional[int], device: torch.device
+    target: TargetLike, num_examples: int, num_classes: int | None, device: torch.device
 ) -> Tensor:
     """Normalise a Captum-style ``target`` to a ``(N,)`` long tensor.
 

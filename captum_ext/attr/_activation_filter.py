@@ -52,7 +52,8 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -97,7 +98,7 @@ ACTIVATION_FUNCTIONS = frozenset({
 })
 
 
-def activation_modules(modules: Sequence[nn.Module]) -> List[nn.Module]:
+def activation_modules(modules: Sequence[nn.Module]) -> list[nn.Module]:
     """Every distinct elementwise activation module inside ``modules`` (registration order).
 
     Examples
@@ -181,18 +182,18 @@ class ActivationGradientFilter:
             )
         self._non_negative = {id(m) for m in self._activations if isinstance(m, _NON_NEGATIVE)}
         self.restore = bool(restore)
-        self._handles: List[RemovableHandle] = []
+        self._handles: list[RemovableHandle] = []
         # per call: (a0,) for non-negative activations, else (min(0, a0), max(0, a0))
-        self._clean: List[Tuple[Tensor, ...]] = []
-        self._active: List[Tuple[Tensor, ...]] = []
-        self._mode: Optional[str] = None
+        self._clean: list[tuple[Tensor, ...]] = []
+        self._active: list[tuple[Tensor, ...]] = []
+        self._mode: str | None = None
         self._call = 0
         self._depth = 0  # activation modules running (they may nest, e.g. in a wrapper)
         #: After :meth:`record`: activation-function calls no hook saw, by name.
-        self.unfiltered: Dict[str, int] = {}
+        self.unfiltered: dict[str, int] = {}
 
     # ------------------------------------------------------------------ context
-    def __enter__(self) -> "ActivationGradientFilter":
+    def __enter__(self) -> ActivationGradientFilter:
         for module in self._activations:
             self._handles.append(module.register_forward_pre_hook(self._enter_module))
             self._handles.append(module.register_forward_hook(self._hook))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import abc
-from typing import Any, Callable, List, Optional, Tuple, Union
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from captum._utils.common import _format_additional_forward_args
@@ -20,7 +21,7 @@ from captum_ext._utils.validation import (
 )
 
 #: One image batch, or Captum's tuple form holding exactly one (the output follows suit).
-InputsLike = Union[Tensor, Tuple[Tensor]]
+InputsLike = Tensor | tuple[Tensor]
 
 
 class MaskAttribution(PerturbationAttribution, abc.ABC):
@@ -84,22 +85,22 @@ class MaskAttribution(PerturbationAttribution, abc.ABC):
         return False
 
     # ------------------------------------------------------------------ helpers
-    def _guarded_modules(self) -> List[nn.Module]:
+    def _guarded_modules(self) -> list[nn.Module]:
         """Modules whose state :meth:`_run` protects (override to add more)."""
         return modules_of(self.forward_func)
 
-    def _forward(self, inputs: Tensor, additional_forward_args: Tuple[Any, ...]) -> Tensor:
+    def _forward(self, inputs: Tensor, additional_forward_args: tuple[Any, ...]) -> Tensor:
         """Classifier outputs ``(N, K)`` for a batch."""
         return as_logits(self.forward_func(inputs, *additional_forward_args))
 
     def _scores(
-        self, inputs: Tensor, target: Tensor, additional_forward_args: Tuple[Any, ...]
+        self, inputs: Tensor, target: Tensor, additional_forward_args: tuple[Any, ...]
     ) -> Tensor:
         """Each example's target score ``(N,)`` under ``self.score``."""
         return target_scores(self._forward(inputs, additional_forward_args), target, self.score)
 
     @staticmethod
-    def _target(target: TargetLike, inputs: Tensor, num_classes: Optional[int]) -> Tensor:
+    def _target(target: TargetLike, inputs: Tensor, num_classes: int | None) -> Tensor:
         """Validated ``(N,)`` long target on the inputs' device."""
         return format_target(target, inputs.shape[0], num_classes, inputs.device)
 
@@ -132,7 +133,7 @@ class MaskAttribution(PerturbationAttribution, abc.ABC):
         self,
         inputs: Tensor,
         target: TargetLike,
-        additional_forward_args: Tuple[Any, ...],
+        additional_forward_args: tuple[Any, ...],
         **kwargs: Any,
     ) -> Tensor:
         """Compute the ``(N, 1, H, W)`` map (inputs already validated)."""

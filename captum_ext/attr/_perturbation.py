@@ -9,7 +9,8 @@ scores ``N * perturbations_per_eval`` copies per forward pass).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Tuple, Union
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -34,10 +35,10 @@ class BaselineFiller(Filler):
         return self.baselines.expand_as(inputs)
 
 
-BaselinesLike = Union[None, float, int, Tensor, Tuple[Union[float, int, Tensor]]]
+BaselinesLike = None | float | int | Tensor | tuple[float | int | Tensor]
 
 
-def format_baselines(baselines: BaselinesLike, inputs: Tensor) -> Optional[BaselineFiller]:
+def format_baselines(baselines: BaselinesLike, inputs: Tensor) -> BaselineFiller | None:
     """Captum-style ``baselines`` as a :class:`BaselineFiller`; None stays None.
 
     What Captum accepts for one input tensor: a number, a tensor broadcastable to
@@ -82,13 +83,13 @@ def perturbation_scores(
     forward_func: Callable[..., Tensor],
     inputs: Tensor,
     target: Tensor,
-    additional_forward_args: Tuple[Any, ...],
+    additional_forward_args: tuple[Any, ...],
     filler: Filler,
     score: str,
     holes_for: HolesFor,
     count: int,
     perturbations_per_eval: int,
-    generator: Optional[torch.Generator] = None,
+    generator: torch.Generator | None = None,
     show_progress: bool = False,
     desc: str = "perturbations",
 ) -> Tensor:
@@ -126,7 +127,7 @@ def perturbation_scores(
     n = inputs.shape[0]
     fill = Perturber(filler, inputs, generator)
 
-    def build(start: int, stop: int) -> Tuple[Tensor, Tensor]:
+    def build(start: int, stop: int) -> tuple[Tensor, Tensor]:
         # chunks hold whole perturbations: start and stop are multiples of n
         index = torch.arange(start, stop, device=inputs.device) % n
         return fill.tiled(holes_for(start // n, stop // n)), index

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, Optional, Tuple, Union
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -25,13 +26,13 @@ from captum_ext.fillers.base import Filler, check_filler, remove
 from captum_ext.fillers.image_space import ImageSpace
 from captum_ext.fillers.noise import UniformNoise
 
-KernelSize = Union[int, Tuple[int, int]]
+KernelSize = int | tuple[int, int]
 
 #: The paper's pooling kernels at 224 x 224: max-pool k1 = 12, average-pool k2 = 16.
 PAPER_K1, PAPER_K2, PAPER_SIDE = 12, 16, 224
 
 
-def scaled_kernel(paper_size: int, height: int, width: int) -> Tuple[int, int]:
+def scaled_kernel(paper_size: int, height: int, width: int) -> tuple[int, int]:
     """A pooling kernel scaled with the image: ``round(paper_size * side / 224)``, >= 1.
 
     Examples
@@ -42,7 +43,7 @@ def scaled_kernel(paper_size: int, height: int, width: int) -> Tuple[int, int]:
     return tuple(max(1, round(paper_size * side / PAPER_SIDE)) for side in (height, width))
 
 
-def check_kernel(value: KernelSize, name: str) -> Tuple[int, int]:
+def check_kernel(value: KernelSize, name: str) -> tuple[int, int]:
     """Check a pooling kernel given as an int or a pair of ints (each >= 1)."""
     pair = (value, value) if isinstance(value, int) else tuple(value)
     if len(pair) != 2:
@@ -126,14 +127,14 @@ class DSSR(MaskAttribution):
         forward_func: Callable[..., Tensor],
         *,
         variant: str = "dssr+",
-        space: Optional[ImageSpace] = None,
-        filler: Optional[Filler] = None,
+        space: ImageSpace | None = None,
+        filler: Filler | None = None,
         iterations: int = 300,
         lr: float = 0.1,
         theta: float = 0.9,
-        lambda_high: Optional[float] = None,
-        k1: Optional[KernelSize] = None,
-        k2: Optional[KernelSize] = None,
+        lambda_high: float | None = None,
+        k1: KernelSize | None = None,
+        k2: KernelSize | None = None,
         score: str = "softmax",
     ) -> None:
         super().__init__(forward_func, score=score)
@@ -201,7 +202,7 @@ class DSSR(MaskAttribution):
         self,
         inputs: Tensor,
         target: TargetLike,
-        additional_forward_args: Tuple[Any, ...],
+        additional_forward_args: tuple[Any, ...],
         *,
         seed: int,
         show_progress: bool,
@@ -282,11 +283,11 @@ def warn_if_collapsed(salient_map: Tensor) -> None:
         "for the class (see captum_ext.metrics.reference_entropy; e.g. "
         "filler=Constant(0.0), the mean colour), a classifier trained with object-free "
         "negatives, or a smaller lambda_high avoids it.",
-        UserWarning,
+        UserWarning, stacklevel=2,
     )
 
 
-def min_pool(mask: Tensor, kernel: Tuple[int, int]) -> Tensor:
+def min_pool(mask: Tensor, kernel: tuple[int, int]) -> Tensor:
     """``1 - maxpool(1 - m, k1, stride 1, padding k1 // 2)``, the DSSR+ regulariser's map.
 
     Examples
@@ -299,7 +300,7 @@ def min_pool(mask: Tensor, kernel: Tuple[int, int]) -> Tensor:
     return 1.0 - F.max_pool2d(1.0 - mask, kernel, stride=1, padding=padding)
 
 
-def repeat_rows(args: Tuple[Any, ...], num_examples: int) -> Tuple[Any, ...]:
+def repeat_rows(args: tuple[Any, ...], num_examples: int) -> tuple[Any, ...]:
     """Repeat batch-sized tensors among ``additional_forward_args`` for a stacked batch.
 
     Examples

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Tuple, Union
+from typing import Any
 
 import torch
 from captum.log import log_usage
@@ -86,7 +87,7 @@ class ExplainerAttribution(MaskAttribution):
 
     def __init__(
         self,
-        forward_func: Optional[Callable[..., Tensor]],
+        forward_func: Callable[..., Tensor] | None,
         *,
         explainer: nn.Module,
         score: str = "sigmoid",
@@ -102,13 +103,13 @@ class ExplainerAttribution(MaskAttribution):
     @classmethod
     def from_checkpoint(
         cls,
-        path: Union[str, Path],
+        path: str | Path,
         *,
-        forward_func: Optional[Callable[..., Tensor]] = None,
-        explainer: Optional[nn.Module] = None,
-        map_location: Union[str, torch.device] = "cpu",
+        forward_func: Callable[..., Tensor] | None = None,
+        explainer: nn.Module | None = None,
+        map_location: str | torch.device = "cpu",
         **kwargs: Any,
-    ) -> "ExplainerAttribution":
+    ) -> ExplainerAttribution:
         """Load the Explainer from a file (``torch.load(weights_only=True)``).
 
         Parameters
@@ -129,7 +130,7 @@ class ExplainerAttribution(MaskAttribution):
         net = load_explainer_net(path, explainer, map_location)
         return cls(forward_func, explainer=net, **kwargs)
 
-    def _guarded_modules(self) -> List[nn.Module]:
+    def _guarded_modules(self) -> list[nn.Module]:
         return modules_of(self.forward_func) + [self.explainer]
 
     @property
@@ -187,7 +188,7 @@ class ExplainerAttribution(MaskAttribution):
         with preserved_state([self.explainer], freeze=True, eval_mode=True), torch.no_grad():
             return self.explainer(inputs).sigmoid()
 
-    def predicted_labels(self, inputs: Tensor, additional_forward_args: Tuple[Any, ...] = ()) -> Tensor:
+    def predicted_labels(self, inputs: Tensor, additional_forward_args: tuple[Any, ...] = ()) -> Tensor:
         """``(N, K)`` bool: the classifier's classes scoring above ``threshold``, plus its top class."""
         with torch.no_grad():
             logits = as_logits(self.forward_func(inputs, *additional_forward_args))
@@ -196,7 +197,7 @@ class ExplainerAttribution(MaskAttribution):
         return labels
 
     def _attribute_map(
-        self, inputs: Tensor, target: TargetLike, additional_forward_args: Tuple[Any, ...], **_: Any
+        self, inputs: Tensor, target: TargetLike, additional_forward_args: tuple[Any, ...], **_: Any
     ) -> Tensor:
         with preserved_state([self.explainer], eval_mode=True), torch.no_grad():
             logits = self.explainer(inputs)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Dict, Optional, Tuple
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -19,14 +20,14 @@ from captum_ext._utils.validation import (
     check_non_negative,
     check_positive_int,
 )
-from captum_ext.attr._base import InputsLike, MaskAttribution
 from captum_ext.attr._activation_filter import ActivationGradientFilter
+from captum_ext.attr._base import InputsLike, MaskAttribution
 from captum_ext.fillers.base import Filler, check_filler, remove
 from captum_ext.fillers.constant import Constant
 from captum_ext.fillers.noise import random_like
 
 #: game -> (mask initialisation range, objective, whether the output is 1 - m).
-GAMES: Dict[str, Tuple[Tuple[float, float], str, bool]] = {
+GAMES: dict[str, tuple[tuple[float, float], str, bool]] = {
     "preservation": ((0.99, 1.0), "keep", False),
     "generation": ((0.0, 0.01), "keep", False),
     "deletion": ((0.99, 1.0), "delete", True),
@@ -168,7 +169,7 @@ class FGVis(MaskAttribution):
         forward_func: Callable[..., Tensor],
         *,
         game: str = "deletion",
-        filler: Optional[Filler] = None,
+        filler: Filler | None = None,
         lambda_: float = 1e-7,
         lambda_search: bool = False,
         iterations: int = 500,
@@ -186,7 +187,7 @@ class FGVis(MaskAttribution):
         if self.lr == 0:
             raise ValueError("`lr` must be > 0, got 0")
         self.defense = bool(defense)
-        self.chosen_lambda: Optional[Tensor] = None
+        self.chosen_lambda: Tensor | None = None
 
     @log_usage()
     def attribute(
@@ -238,7 +239,7 @@ class FGVis(MaskAttribution):
         self,
         inputs: Tensor,
         target: TargetLike,
-        additional_forward_args: Tuple[Any, ...],
+        additional_forward_args: tuple[Any, ...],
         *,
         seed: int,
         show_progress: bool,
@@ -269,12 +270,13 @@ class FGVis(MaskAttribution):
 
     def _clean_outputs(
         self,
-        gate: Optional[ActivationGradientFilter],
+        gate: ActivationGradientFilter | None,
         inputs: Tensor,
-        additional_forward_args: Tuple[Any, ...],
+        additional_forward_args: tuple[Any, ...],
     ) -> Tensor:
         """Logits of the clean inputs; with the defence, also records the activation bounds."""
-        run = lambda: self._forward(inputs, additional_forward_args)
+        def run():
+            return self._forward(inputs, additional_forward_args)
         if gate is not None:
             return gate.record(run)
         with torch.no_grad():
@@ -287,8 +289,8 @@ class FGVis(MaskAttribution):
         target: Tensor,
         clean: Tensor,
         init: Tensor,
-        additional_forward_args: Tuple[Any, ...],
-        gate: Optional[ActivationGradientFilter],
+        additional_forward_args: tuple[Any, ...],
+        gate: ActivationGradientFilter | None,
         show_progress: bool,
     ) -> Tensor:
         """Run the game for each lambda, dropping the examples that stopped."""
@@ -320,7 +322,7 @@ class FGVis(MaskAttribution):
         return result
 
     def _perturbed_forward(
-        self, x: Tensor, args: Tuple[Any, ...], gate: Optional[ActivationGradientFilter]
+        self, x: Tensor, args: tuple[Any, ...], gate: ActivationGradientFilter | None
     ) -> Tensor:
         if gate is None:
             return self._forward(x, args)
@@ -333,8 +335,8 @@ class FGVis(MaskAttribution):
         target: Tensor,
         init: Tensor,
         lam: float,
-        args: Tuple[Any, ...],
-        gate: Optional[ActivationGradientFilter],
+        args: tuple[Any, ...],
+        gate: ActivationGradientFilter | None,
         progress: tqdm,
     ) -> Tensor:
         """``iterations`` SGD steps on the masks of the examples in one group."""
@@ -378,7 +380,7 @@ class FGVis(MaskAttribution):
         return top1 == target if keep_game else top1 != clean_top1
 
 
-def select_rows(args: Tuple[Any, ...], rows: Tensor, num_examples: int) -> Tuple[Any, ...]:
+def select_rows(args: tuple[Any, ...], rows: Tensor, num_examples: int) -> tuple[Any, ...]:
     """Restrict the per-example tensors among ``additional_forward_args`` to ``rows``.
 
     Tensors whose first dimension is the batch size are indexed (Captum's convention for

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Callable, List, Optional, Tuple
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -106,7 +107,7 @@ class MP2(MaskAttribution):
         self,
         forward_func: Callable[..., Tensor],
         *,
-        filler: Optional[Filler] = None,
+        filler: Filler | None = None,
         score: str = "softmax",
         grid_size: int = 28,
         cells_per_step: int = 2,
@@ -125,8 +126,8 @@ class MP2(MaskAttribution):
         target: TargetLike = None,
         additional_forward_args: Any = None,
         *,
-        stop_prob: Optional[float] = None,
-        max_iterations: Optional[int] = None,
+        stop_prob: float | None = None,
+        max_iterations: int | None = None,
         binary: bool = False,
         show_progress: bool = False,
         seed: int = 0,
@@ -172,10 +173,10 @@ class MP2(MaskAttribution):
         self,
         inputs: Tensor,
         target: TargetLike,
-        additional_forward_args: Tuple[Any, ...],
+        additional_forward_args: tuple[Any, ...],
         *,
-        stop_prob: Optional[float],
-        max_iterations: Optional[int],
+        stop_prob: float | None,
+        max_iterations: int | None,
         binary: bool,
         show_progress: bool,
         seed: int,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Tuple
+from typing import Any
 
 import torch
 from captum.log import log_usage
@@ -65,7 +65,7 @@ class RandomAttribution(MaskAttribution):
         self,
         inputs: Tensor,
         target: TargetLike,
-        additional_forward_args: Tuple[Any, ...],
+        additional_forward_args: tuple[Any, ...],
         *,
         seed: int,
     ) -> Tensor:

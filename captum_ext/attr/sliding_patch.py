@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence, Tuple, Union
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -16,11 +17,11 @@ from captum_ext.attr._perturbation import BaselinesLike, format_baselines, pertu
 from captum_ext.fillers.base import Filler, check_filler
 from captum_ext.fillers.constant import Constant
 
-SizeLike = Union[int, Sequence[int]]
+SizeLike = int | Sequence[int]
 AGGREGATES = ("grid", "average")
 
 
-def _pair(value: SizeLike, name: str, channels: int) -> Tuple[int, int]:
+def _pair(value: SizeLike, name: str, channels: int) -> tuple[int, int]:
     """``k``, ``(kh, kw)`` or Captum's ``(C, kh, kw)`` (whole channel stack) -> ``(kh, kw)``.
 
     Captum's per-input form for tuple inputs, a one-element tuple of one of these
@@ -128,7 +129,7 @@ class SlidingPatch(MaskAttribution):
         self,
         forward_func: Callable[..., Tensor],
         *,
-        filler: Optional[Filler] = None,
+        filler: Filler | None = None,
         score: str = "softmax",
     ) -> None:
         super().__init__(forward_func, score=score)
@@ -139,7 +140,7 @@ class SlidingPatch(MaskAttribution):
         self,
         inputs: InputsLike,
         sliding_window_shapes: SizeLike = 29,
-        strides: Optional[SizeLike] = 3,
+        strides: SizeLike | None = 3,
         baselines: BaselinesLike = None,
         target: TargetLike = None,
         additional_forward_args: Any = None,
@@ -203,7 +204,7 @@ class SlidingPatch(MaskAttribution):
         self,
         inputs: Tensor,
         target: TargetLike,
-        additional_forward_args: Tuple[Any, ...],
+        additional_forward_args: tuple[Any, ...],
         *,
         sliding_window_shapes: SizeLike,
         strides: SizeLike,

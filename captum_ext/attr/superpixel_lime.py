@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Tuple, Union
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -256,9 +257,9 @@ class SuperpixelLime(MaskAttribution):
         self,
         forward_func: Callable[..., Tensor],
         *,
-        filler: Optional[Filler] = None,
+        filler: Filler | None = None,
         score: str = "softmax",
-        space: Optional[ImageSpace] = None,
+        space: ImageSpace | None = None,
         n_segments: int = 50,
         compactness: float = 30.0,
         sigma: float = 3.0,
@@ -269,7 +270,7 @@ class SuperpixelLime(MaskAttribution):
         self.filler = check_filler(filler, default=Constant(0.0))
         if space is not None and not isinstance(space, ImageSpace):
             raise TypeError(f"`space` must be an ImageSpace, got {type(space).__name__}")
-        self.space: Optional[ImageSpace] = space or getattr(self.filler, "space", None)
+        self.space: ImageSpace | None = space or getattr(self.filler, "space", None)
         self.n_segments = check_positive_int(n_segments, "n_segments")
         self.compactness = check_non_negative(compactness, "compactness")
         self.sigma = check_non_negative(sigma, "sigma")
@@ -285,7 +286,7 @@ class SuperpixelLime(MaskAttribution):
         baselines: BaselinesLike = None,
         target: TargetLike = None,
         additional_forward_args: Any = None,
-        feature_mask: Union[None, Tensor, Tuple[Tensor]] = None,
+        feature_mask: None | Tensor | tuple[Tensor] = None,
         n_samples: int = 1000,
         perturbations_per_eval: int = 50,
         return_input_shape: bool = True,
@@ -293,7 +294,7 @@ class SuperpixelLime(MaskAttribution):
         *,
         seed: int = 0,
         return_map: bool = False,
-    ) -> Union[Tensor, Tuple[Tensor]]:
+    ) -> Tensor | tuple[Tensor]:
         """LIME attribution of ``inputs`` (``captum.attr.Lime``'s order).
 
         Parameters
@@ -372,9 +373,9 @@ class SuperpixelLime(MaskAttribution):
         self,
         inputs: Tensor,
         target: TargetLike,
-        additional_forward_args: Tuple[Any, ...],
+        additional_forward_args: tuple[Any, ...],
         *,
-        feature_mask: Optional[Tensor],
+        feature_mask: Tensor | None,
         baselines: BaselinesLike,
         n_samples: int,
         perturbations_per_eval: int,

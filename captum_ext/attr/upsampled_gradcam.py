@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Tuple, Union
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from captum.attr import GradientAttribution, LayerAttribution, LayerGradCam
@@ -13,7 +14,6 @@ from captum_ext._utils.forward import forward_args, select_args
 from captum_ext._utils.model_state import modules_of, preserved_state, warn_if_training
 from captum_ext._utils.scores import as_logits
 from captum_ext._utils.validation import TargetLike, check_inputs, check_model_device, format_target
-
 
 #: Layers that only resample the map before them: Grad-CAM looks at the map they resample.
 _POOLING = (
@@ -32,11 +32,11 @@ def _is_feature_map(output: Any) -> bool:
 
 def _module_outputs(
     model: nn.Module, inputs: Tensor, additional_forward_args: Any
-) -> List[Tuple[str, nn.Module, Any]]:
+) -> list[tuple[str, nn.Module, Any]]:
     """``(name, module, output)`` of every module call of one forward pass on the first
     example, in the order the calls finish (a container after its children)."""
     names = {id(m): name for name, m in model.named_modules()}
-    calls: List[Tuple[str, nn.Module, Any]] = []
+    calls: list[tuple[str, nn.Module, Any]] = []
 
     def record(module: nn.Module, _: Any, output: Any) -> None:
         calls.append((names[id(module)], module, output))
@@ -52,7 +52,7 @@ def _module_outputs(
 
 
 def default_gradcam_layer(
-    model: nn.Module, inputs: Optional[Tensor] = None, additional_forward_args: Any = None
+    model: nn.Module, inputs: Tensor | None = None, additional_forward_args: Any = None
 ) -> nn.Module:
     """The layer Grad-CAM looks at: ``model.gradcam_layer`` when the model names one.
 
@@ -172,8 +172,8 @@ class UpsampledLayerGradCam(GradientAttribution):
     def __init__(
         self,
         forward_func: Callable[..., Tensor],
-        layer: Optional[nn.Module] = None,
-        device_ids: Optional[List[int]] = None,
+        layer: nn.Module | None = None,
+        device_ids: list[int] | None = None,
         *,
         interpolate_mode: str = "bilinear",
         relu_attributions: bool = True,
@@ -197,13 +197,13 @@ class UpsampledLayerGradCam(GradientAttribution):
     @log_usage()
     def attribute(
         self,
-        inputs: Union[Tensor, Tuple[Tensor]],
+        inputs: Tensor | tuple[Tensor],
         target: TargetLike = None,
         additional_forward_args: Any = None,
         attribute_to_layer_input: bool = False,
         *,
         return_map: bool = False,
-    ) -> Union[Tensor, Tuple[Tensor]]:
+    ) -> Tensor | tuple[Tensor]:
         """Upsampled Grad-CAM of ``inputs`` for ``target``.
 
         Parameters

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any
 
 from torch import nn
 
@@ -17,16 +17,16 @@ LightningDataModule = require("lightning.pytorch", extra="lightning").LightningD
 def _attribute_dataset(
     output_dir: str,
     method: str = "captum.attr.Saliency",
-    init_args: Optional[Dict[str, Any]] = None,
-    attribute_args: Optional[Dict[str, Any]] = None,
-    model: Optional[nn.Module] = None,
-    checkpoint: Optional[str] = None,
-    data: Optional[LightningDataModule] = None,
-    target: Union[int, str] = "predicted",
+    init_args: dict[str, Any] | None = None,
+    attribute_args: dict[str, Any] | None = None,
+    model: nn.Module | None = None,
+    checkpoint: str | None = None,
+    data: LightningDataModule | None = None,
+    target: int | str = "predicted",
     batches_per_shard: int = 16,
     dtype: str = "float32",
     accelerator: str = "auto",
-    devices: Union[int, str] = "auto",
+    devices: int | str = "auto",
     strategy: str = "auto",
     num_nodes: int = 1,
     show_progress: bool = True,
@@ -99,6 +99,6 @@ def _attribute_dataset(
     return Path(output_dir)
 
 
-def attribute_dataset(argv: List[str]) -> None:
+def attribute_dataset(argv: list[str]) -> None:
     """``captum-ext attribute-dataset --output_dir DIR [--method CLASS] [options]``."""
     CLI(_attribute_dataset, args=argv)

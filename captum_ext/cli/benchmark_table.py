@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
-
 from captum_ext.utils import require
 
 CLI = require("jsonargparse", extra="lightning").CLI
 
 
 def benchmark_table(
-    json: str = "bench.json", output: Optional[str] = None, date: Optional[str] = None
+    json: str = "bench.json", output: str | None = None, date: str | None = None
 ) -> str:
     """Print (and optionally write) the compute-time table of a ``test_table3`` run.
 
@@ -41,6 +39,6 @@ def benchmark_table(
     return table
 
 
-def main(argv: List[str]) -> None:
+def main(argv: list[str]) -> None:
     """``captum-ext benchmark-table --json bench.json [--output table3.md]``."""
     CLI(benchmark_table, args=argv)

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import json
-from typing import List, Optional
 
 from captum_ext.utils import require
 
 CLI = require("jsonargparse", extra="lightning").CLI
 
 
-def train_classifier(argv: List[str]) -> None:
+def train_classifier(argv: list[str]) -> None:
     """``captum-ext train-classifier [--preset shapes_classifier] [LightningCLI options]``."""
     from captum_ext.training.presets import fit
 
     fit("classifier", argv)
 
 
-def train_explainer(argv: List[str]) -> None:
+def train_explainer(argv: list[str]) -> None:
     """``captum-ext train-explainer --preset NAME [LightningCLI options]``.
 
     Trains a learned Explainer (Stalder et al. 2022) against a frozen classifier; the data
@@ -28,7 +27,7 @@ def train_explainer(argv: List[str]) -> None:
     fit("explainer", argv)
 
 
-def train_inpainter(argv: List[str]) -> None:
+def train_inpainter(argv: list[str]) -> None:
     """``captum-ext train-inpainter [--preset shapes_inpainter] [--data.image_dir DIR] [...]``."""
     from captum_ext.training.presets import fit
 
@@ -36,11 +35,11 @@ def train_inpainter(argv: List[str]) -> None:
 
 
 def _check_classifier(
-    checkpoint: Optional[str] = None,
+    checkpoint: str | None = None,
     num_images: int = 1000,
     image_size: int = 64,
     seed: int = 0,
-    output: Optional[str] = None,
+    output: str | None = None,
 ) -> dict:
     """Measure the shapes-world classifier's masking robustness on held-out images.
 
@@ -74,6 +73,6 @@ def _check_classifier(
     return results
 
 
-def check_classifier(argv: List[str]) -> None:
+def check_classifier(argv: list[str]) -> None:
     """``captum-ext check-classifier [--checkpoint PATH] [--num_images 1000]``."""
     CLI(_check_classifier, args=argv)

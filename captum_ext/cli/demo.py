@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
-
 from captum_ext.cli.options import check_methods
 from captum_ext.utils import require
 
@@ -14,7 +12,7 @@ def demo(
     output_dir: str = "demo-report",
     full: bool = False,
     retrain: bool = False,
-    methods: Optional[List[str]] = None,
+    methods: list[str] | None = None,
     device: str = "cpu",
     seed: int = 0,
 ) -> None:
@@ -45,6 +43,6 @@ def demo(
           f"{paths['json'].name})")
 
 
-def main(argv: List[str]) -> None:
+def main(argv: list[str]) -> None:
     """``captum-ext demo [--output_dir demo-report] [--full] [--retrain] [--device cuda]``."""
     CLI(demo, args=argv)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
-
 from captum_ext.cli.options import check_methods
 from captum_ext.utils import require
 
@@ -13,9 +11,9 @@ CLI = require("jsonargparse", extra="lightning").CLI
 def evaluate(
     num_images: int = 50,
     image_size: int = 64,
-    methods: Optional[List[str]] = None,
+    methods: list[str] | None = None,
     output_dir: str = "reports/shapes-world",
-    checkpoint: Optional[str] = None,
+    checkpoint: str | None = None,
     seed: int = 0,
     device: str = "cpu",
     figure_rows: int = 6,
@@ -55,6 +53,6 @@ def evaluate(
     print(f"\nreport written to {output_dir}")
 
 
-def main(argv: List[str]) -> None:
+def main(argv: list[str]) -> None:
     """``captum-ext evaluate [--num_images 50] [--image_size 64] [--methods [...]] ...``."""
     CLI(evaluate, args=argv)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
-
 from captum_ext.cli.options import check_methods
 from captum_ext.utils import require
 
@@ -12,9 +10,9 @@ CLI = require("jsonargparse", extra="lightning").CLI
 
 def evaluate_explainer(
     num_images: int = 500,
-    table1_images: Optional[int] = 100,
+    table1_images: int | None = 100,
     image_size: int = 64,
-    methods: Optional[List[str]] = None,
+    methods: list[str] | None = None,
     output_dir: str = "reports/shapes-explainer",
     seed: int = 0,
     device: str = "cpu",
@@ -50,6 +48,6 @@ def evaluate_explainer(
     print(f"\nreport written to {output_dir}")
 
 
-def main(argv: List[str]) -> None:
+def main(argv: list[str]) -> None:
     """``captum-ext evaluate-explainer [--num_images 500] [--table1_images 100] ...``."""
     CLI(evaluate_explainer, args=argv)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Optional
 
 from captum_ext.cli.options import check_methods
 from captum_ext.utils import require
@@ -16,9 +15,9 @@ def removal_effectiveness(
     num_images: int = 500,
     image_size: int = 64,
     seed: int = 0,
-    classifier: Optional[str] = None,
-    inpainter: Optional[str] = None,
-    extra_inpainters: Optional[Dict[str, str]] = None,
+    classifier: str | None = None,
+    inpainter: str | None = None,
+    extra_inpainters: dict[str, str] | None = None,
     quality_images: int = 200,
     device: str = "cpu",
 ) -> None:
@@ -60,10 +59,10 @@ def evaluate_generative(
     output_dir: str = "reports/generative",
     num_images: int = 500,
     image_size: int = 64,
-    methods: Optional[List[str]] = None,
-    lime_samples: Optional[int] = None,
+    methods: list[str] | None = None,
+    lime_samples: int | None = None,
     seed: int = 0,
-    classifier: Optional[str] = None,
+    classifier: str | None = None,
     device: str = "cpu",
 ) -> None:
     """Agarwal Tables 2-3: SP, SP-G, LIME, LIME-G, MP2, MP2-G through the evaluation harness.
@@ -105,7 +104,7 @@ def sensitivity(
     lime_seeds: int = 5,
     lime_samples: int = 500,
     seed: int = 0,
-    classifier: Optional[str] = None,
+    classifier: str | None = None,
     device: str = "cpu",
 ) -> None:
     """Agarwal Sec. 4.4: SSIM / HOG-Pearson / Spearman across SP patch sizes and LIME seeds.
@@ -136,16 +135,16 @@ def sensitivity(
     print((Path(output_dir) / "sensitivity.md").read_text())
 
 
-def removal_main(argv: List[str]) -> None:
+def removal_main(argv: list[str]) -> None:
     """``captum-ext removal-effectiveness [--num_images 500] [...]``."""
     CLI(removal_effectiveness, args=argv)
 
 
-def evaluate_generative_main(argv: List[str]) -> None:
+def evaluate_generative_main(argv: list[str]) -> None:
     """``captum-ext evaluate-generative [--num_images 500] [--lime_samples N] [...]``."""
     CLI(evaluate_generative, args=argv)
 
 
-def sensitivity_main(argv: List[str]) -> None:
+def sensitivity_main(argv: list[str]) -> None:
     """``captum-ext sensitivity [--num_images 50] [...]``."""
     CLI(sensitivity, args=argv)

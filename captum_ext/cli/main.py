@@ -10,12 +10,11 @@ from __future__ import annotations
 import importlib
 import sys
 from importlib import metadata
-from typing import Dict, List, Optional, Tuple
 
 from captum_ext.cli.options import UsageError
 
 #: name -> (module, function, one-line help). Each function takes the remaining argv.
-COMMANDS: Dict[str, Tuple[str, str, str]] = {
+COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": (
         "captum_ext.cli.demo",
         "main",
@@ -108,7 +107,7 @@ def usage() -> str:
     return "\n".join(lines)
 
 
-def main(argv: Optional[List[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``captum-ext`` console script."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help"):

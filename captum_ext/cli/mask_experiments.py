@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, List, Optional
+from typing import Any
 
 from captum_ext.utils import require
 
@@ -17,7 +17,7 @@ def _write(output_dir: str, name: str, markdown: str, payload: Any) -> None:
     print(f"written to {paths['markdown']} and {paths['json'].name}")
 
 
-def _model(checkpoint: Optional[str], device: str):
+def _model(checkpoint: str | None, device: str):
     from captum_ext.models.pretrained import load_shapes_classifier
 
     return load_shapes_classifier(checkpoint, device=device)
@@ -25,7 +25,7 @@ def _model(checkpoint: Optional[str], device: str):
 
 def _hallucination(
     output_dir: str = "runs/hallucination",
-    checkpoint: Optional[str] = None,
+    checkpoint: str | None = None,
     image_size: int = 64,
     iterations: int = 500,
     batch_size: int = 64,
@@ -64,14 +64,14 @@ def _hallucination(
     return result
 
 
-def hallucination(argv: List[str]) -> None:
+def hallucination(argv: list[str]) -> None:
     """``captum-ext hallucination [--output_dir DIR] [--iterations 500]``."""
     CLI(_hallucination, args=argv)
 
 
 def _reference_entropy(
     output_dir: str = "runs/reference_entropy",
-    checkpoint: Optional[str] = None,
+    checkpoint: str | None = None,
     num_images: int = 1000,
     image_size: int = 64,
     seed: int = 0,
@@ -104,7 +104,7 @@ def _reference_entropy(
     return result
 
 
-def reference_entropy(argv: List[str]) -> None:
+def reference_entropy(argv: list[str]) -> None:
     """``captum-ext reference-entropy [--output_dir DIR] [--num_images 1000]``."""
     CLI(_reference_entropy, args=argv)
 

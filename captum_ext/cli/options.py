@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
-
 
 class UsageError(Exception):
     """A bad option value that a sub-command finds after parsing (e.g. an unknown method
@@ -12,7 +10,7 @@ class UsageError(Exception):
     the errors it finds itself."""
 
 
-def check_methods(methods: Optional[List[str]]) -> Optional[List[str]]:
+def check_methods(methods: list[str] | None) -> list[str] | None:
     """``methods`` unchanged when every name is in the method registry.
 
     Raises

@@ -16,8 +16,9 @@ order (80 for COCO). Images without annotations are kept, with empty labels and 
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,7 +30,7 @@ from captum_ext.data.resize import image_to_inputs, resize_label_map, scale_boxe
 from captum_ext.data.splits import SplitDataModule
 from captum_ext.fillers.image_space import ImageSpace
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 
 
 class COCODataset(Dataset):
@@ -67,7 +68,7 @@ class COCODataset(Dataset):
         require("pycocotools", extra="coco")  # CocoDetection reads the annotations with it
         self.source = CocoDetection(str(image_dir), str(annotation_file))
         coco = self.source.coco
-        self.category_ids: List[int] = sorted(coco.getCatIds())
+        self.category_ids: list[int] = sorted(coco.getCatIds())
         self.class_names = tuple(coco.cats[c]["name"] for c in self.category_ids)
         self.num_classes = len(self.category_ids)
         self._class_of = {cat: k for k, cat in enumerate(self.category_ids)}
@@ -76,7 +77,7 @@ class COCODataset(Dataset):
         self.with_masks = with_masks
         self.space = ImageSpace.imagenet() if normalize else ImageSpace()
 
-    def subset(self, image_ids: Sequence[int]) -> "COCODataset":
+    def subset(self, image_ids: Sequence[int]) -> COCODataset:
         """The same dataset restricted to ``image_ids`` (shares the parsed annotation file)."""
         out = copy.copy(self)
         position = {image_id: i for i, image_id in enumerate(self.source.ids)}
@@ -87,14 +88,14 @@ class COCODataset(Dataset):
         return out
 
     @property
-    def image_ids(self) -> List[int]:
+    def image_ids(self) -> list[int]:
         """COCO ids of the samples, in sample order."""
         return [self.source.ids[p] for p in self.positions]
 
     def __len__(self) -> int:
         return len(self.positions)
 
-    def _objects(self, annotations: List[Dict[str, Any]], original: tuple) -> Dict[str, torch.Tensor]:
+    def _objects(self, annotations: list[dict[str, Any]], original: tuple) -> dict[str, torch.Tensor]:
         classes = torch.tensor([self._class_of[a["category_id"]] for a in annotations], dtype=torch.long)
         boxes = torch.tensor(
             [[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in annotations)],
@@ -109,7 +110,7 @@ class COCODataset(Dataset):
             "difficult": torch.tensor([bool(a.get("iscrowd", 0)) for a in annotations], dtype=torch.bool),
         }
 
-    def _masks(self, annotations: List[Dict[str, Any]], original: tuple) -> Dict[str, torch.Tensor]:
+    def _masks(self, annotations: list[dict[str, Any]], original: tuple) -> dict[str, torch.Tensor]:
         width, height = original
         # Union per class at the original resolution, then one nearest-neighbour resize.
         union = np.zeros((self.num_classes, height, width), dtype=np.uint8)
@@ -119,10 +120,10 @@ class COCODataset(Dataset):
         masks = resize_label_map(union, size) if self.num_classes else torch.zeros(0, size, size)
         return {"masks": masks.float(), "valid": torch.ones(size, size, dtype=torch.bool)}
 
-    def __getitem__(self, index: int) -> Dict[str, Any]:
+    def __getitem__(self, index: int) -> dict[str, Any]:
         image, annotations = self.source[self.positions[index]]
         original = image.size
-        sample: Dict[str, Any] = {"image": image_to_inputs(image, self.image_size, self.space)}
+        sample: dict[str, Any] = {"image": image_to_inputs(image, self.image_size, self.space)}
         sample.update(self._objects(annotations, original))
         if self.with_masks:
             sample.update(self._masks(annotations, original))
@@ -130,7 +131,7 @@ class COCODataset(Dataset):
         return sample
 
 
-def split_ids(image_ids: Sequence[int], fraction: float, seed: int) -> tuple[List[int], List[int]]:
+def split_ids(image_ids: Sequence[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """Split ids at random into ``(1 - fraction, fraction)`` parts, deterministically.
 
     Examples
@@ -181,7 +182,7 @@ class COCODataModule(SplitDataModule):
         num_workers: int = 0,
         val_fraction: float = 0.1,
         seed: int = 0,
-        test_size: Optional[int] = None,
+        test_size: int | None = None,
         masks_for_fit: bool = False,
     ) -> None:
         super().__init__()
@@ -191,7 +192,7 @@ class COCODataModule(SplitDataModule):
         root, year = Path(self.hparams.root), self.hparams.year
         return root / f"{split}{year}", root / "annotations" / f"instances_{split}{year}.json"
 
-    def setup(self, stage: Optional[str] = None) -> None:
+    def setup(self, stage: str | None = None) -> None:
         hp = self.hparams
         if stage in (None, "fit", "validate") and self.val_set is None:
             full = COCODataset(*self._paths("train"), hp.image_size, with_masks=hp.masks_for_fit)

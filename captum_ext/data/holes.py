@@ -8,7 +8,7 @@ side, so the same sampler works at any resolution.
 
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from collections.abc import Sequence
 
 import numpy as np
 from skimage.segmentation import slic
@@ -17,10 +17,10 @@ from captum_ext._utils.optional import require
 
 cv2 = require("cv2", extra="inpaint")
 
-HOLE_KINDS: Tuple[str, ...] = ("box", "superpixels", "strokes", "blob")
+HOLE_KINDS: tuple[str, ...] = ("box", "superpixels", "strokes", "blob")
 
 
-def _box(shape: Tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+def _box(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     h, w = shape
     bh = max(1, int(round(h * rng.uniform(0.08, 0.55))))
     bw = max(1, int(round(w * rng.uniform(0.08, 0.55))))
@@ -46,7 +46,7 @@ def _superpixels(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return chosen[segments]
 
 
-def _strokes(shape: Tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+def _strokes(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     h, w = shape
     side = min(h, w)
     canvas = np.zeros(shape, dtype=np.uint8)
@@ -65,7 +65,7 @@ def _strokes(shape: Tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     return canvas > 0
 
 
-def _blob(shape: Tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+def _blob(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     """A star-shaped random polygon, the size of an object."""
     h, w = shape
     side = min(h, w)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,7 +21,7 @@ LightningDataModule = require("lightning.pytorch", extra="lightning").LightningD
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
-def list_images(root: Union[str, Path]) -> List[Path]:
+def list_images(root: str | Path) -> list[Path]:
     """Image files under ``root`` (recursive, sorted)."""
     root = Path(root)
     if not root.is_dir():
@@ -95,7 +96,7 @@ class InpaintingDataset(Dataset):
     def __len__(self) -> int:
         return self.images.shape[0]
 
-    def __getitem__(self, index: int) -> Dict[str, Any]:
+    def __getitem__(self, index: int) -> dict[str, Any]:
         rng = np.random.default_rng((self.seed, index)) if self.fixed_holes else self.rng
         image = self.images[index]
         if self.flip and rng.random() < 0.5:
@@ -138,7 +139,7 @@ class InpaintingDataModule(LightningDataModule):
 
     def __init__(
         self,
-        image_dir: Optional[str] = None,
+        image_dir: str | None = None,
         image_size: int = 64,
         num_train: int = 20000,
         num_val: int = 500,
@@ -149,8 +150,8 @@ class InpaintingDataModule(LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.train_set: Optional[InpaintingDataset] = None
-        self.val_set: Optional[InpaintingDataset] = None
+        self.train_set: InpaintingDataset | None = None
+        self.val_set: InpaintingDataset | None = None
 
     def _images(self) -> tuple[Tensor, Tensor]:
         hp = self.hparams
@@ -165,7 +166,7 @@ class InpaintingDataModule(LightningDataModule):
         images = torch.stack([load_image(p, hp.image_size) for p in files])
         return images[:-num_val], images[-num_val:]
 
-    def setup(self, stage: Optional[str] = None) -> None:
+    def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:
             train, val = self._images()
             kinds = tuple(self.hparams.kinds)
@@ -174,19 +175,19 @@ class InpaintingDataModule(LightningDataModule):
                 val, self.hparams.seed + 1, kinds, fixed_holes=True, flip=False
             )
 
-    def state_dict(self) -> Dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         """The training holes' random state (Lightning saves it in checkpoints, so that a
         resumed fit draws the holes the uninterrupted fit would)."""
         if self.train_set is None:
             return {}
         return {"train_rng": self.train_set.rng.bit_generator.state}
 
-    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if "train_rng" in state_dict:
             self.setup("fit")
             self.train_set.rng.bit_generator.state = state_dict["train_rng"]
 
-    def _loader(self, dataset: Optional[InpaintingDataset], shuffle: bool) -> DataLoader:
+    def _loader(self, dataset: InpaintingDataset | None, shuffle: bool) -> DataLoader:
         if dataset is None:
             raise RuntimeError("call setup() before asking for a dataloader")
         return DataLoader(

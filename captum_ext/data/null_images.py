@@ -9,8 +9,6 @@ references carry no evidence, as the papers assume.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import Tensor
 
@@ -24,8 +22,8 @@ NULL_KINDS = ("texture", "uniform_noise", "gaussian_noise", "constant")
 def null_images(
     num_images: int,
     image_size: int,
-    space: Optional[ImageSpace] = None,
-    generator: Optional[torch.Generator] = None,
+    space: ImageSpace | None = None,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
     """``(N, 3, S, S)`` object-free images in the input space of ``space``.
 
@@ -58,8 +56,8 @@ def replace_with_null_images(
     images: Tensor,
     labels: Tensor,
     probability: float,
-    space: Optional[ImageSpace] = None,
-    generator: Optional[torch.Generator] = None,
+    space: ImageSpace | None = None,
+    generator: torch.Generator | None = None,
 ) -> tuple[Tensor, Tensor]:
     """With ``probability`` per image, swap it for a :func:`null_images` image, labels 0."""
     n = images.shape[0]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -35,8 +33,8 @@ def default_dilation(image_size: int) -> int:
 def keep_only(
     images: Tensor,
     keep: Tensor,
-    filler: Optional[Filler] = None,
-    generator: Optional[torch.Generator] = None,
+    filler: Filler | None = None,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
     """Fill everything outside the ``(N, 1, H, W)`` binary ``keep`` mask.
 
@@ -57,9 +55,9 @@ def keep_only(
 def remove_objects(
     images: Tensor,
     masks: Tensor,
-    filler: Optional[Filler] = None,
+    filler: Filler | None = None,
     radius: int = 1,
-    generator: Optional[torch.Generator] = None,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
     """Fill the (dilated) union of ``(N, K, H, W)`` object masks.
 
@@ -81,7 +79,7 @@ def keep_random_objects(
     masks: Tensor,
     probability: float,
     radius: int,
-    generator: Optional[torch.Generator] = None,
+    generator: torch.Generator | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Masking-robust augmentation: keep only some classes' objects, grey out the rest.
 

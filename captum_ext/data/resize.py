@@ -7,8 +7,6 @@ images, masks and boxes stay aligned.
 
 from __future__ import annotations
 
-from typing import Tuple
-
 import numpy as np
 import torch
 from PIL import Image
@@ -40,7 +38,7 @@ def resize_label_map(labels: np.ndarray, size: int) -> Tensor:
     return TF.resize(tensor, [size, size], interpolation=InterpolationMode.NEAREST_EXACT)[0]
 
 
-def scale_boxes(boxes: Tensor, original: Tuple[int, int], size: int) -> Tensor:
+def scale_boxes(boxes: Tensor, original: tuple[int, int], size: int) -> Tensor:
     """Scale ``(M, 4)`` ``(x0, y0, x1, y1)`` pixel boxes of an image of ``original = (W, H)``.
 
     Examples

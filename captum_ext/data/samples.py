@@ -21,7 +21,8 @@ A sample is a dict:
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch.utils.data import default_collate
@@ -29,7 +30,7 @@ from torch.utils.data import default_collate
 _BOX_KEYS = {"boxes": 0.0, "box_labels": -1, "difficult": False}
 
 
-def collate_samples(samples: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+def collate_samples(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Batch samples, padding per-object entries to the largest count in the batch.
 
     Examples
@@ -42,7 +43,7 @@ def collate_samples(samples: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     tensor([[ 2],
             [-1]])
     """
-    padded: Dict[str, List[torch.Tensor]] = {}
+    padded: dict[str, list[torch.Tensor]] = {}
     for key, fill in _BOX_KEYS.items():
         if key not in samples[0]:
             continue

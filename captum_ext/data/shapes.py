@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any
 
 import torch
 from torch.utils.data import Dataset
@@ -94,7 +94,7 @@ class ShapesDataset(Dataset):
                 masks[cls] += (inst == j + 1).float()
         return masks.clamp_(max=1)
 
-    def __getitem__(self, index: int) -> Dict[str, Any]:
+    def __getitem__(self, index: int) -> dict[str, Any]:
         pixels = self.images[index].float().div_(255).unsqueeze(0)
         return {
             "image": self.space.to_inputs(pixels)[0],

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from captum_ext.data.shapes import ShapesDataset
 from captum_ext.data.splits import SplitDataModule
 
@@ -46,13 +44,13 @@ class ShapesDataModule(SplitDataModule):
         batch_size: int = 64,
         num_workers: int = 0,
         max_objects: int = 3,
-        train_max_objects: Optional[int] = None,
+        train_max_objects: int | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.train_set: Optional[ShapesDataset] = None
-        self.val_set: Optional[ShapesDataset] = None
-        self.test_set: Optional[ShapesDataset] = None
+        self.train_set: ShapesDataset | None = None
+        self.val_set: ShapesDataset | None = None
+        self.test_set: ShapesDataset | None = None
 
     def _dataset(self, split: str, size: int) -> ShapesDataset:
         hp = self.hparams
@@ -63,7 +61,7 @@ class ShapesDataModule(SplitDataModule):
             size, hp.image_size, hp.num_classes, hp.seed, split, max_objects=objects
         )
 
-    def setup(self, stage: Optional[str] = None) -> None:
+    def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit") and self.train_set is None:
             self.train_set = self._dataset("train", self.hparams.num_train)
         if stage in (None, "fit", "validate") and self.val_set is None:

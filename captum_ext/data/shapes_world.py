@@ -10,8 +10,8 @@ its seed.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Dict, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +20,7 @@ from torch import Tensor
 from captum_ext._utils.validation import check_positive_int
 
 #: Shape names in class order; a world with K classes uses the first K.
-SHAPE_NAMES: Tuple[str, ...] = (
+SHAPE_NAMES: tuple[str, ...] = (
     "disc",
     "square",
     "triangle",
@@ -34,12 +34,12 @@ SHAPE_NAMES: Tuple[str, ...] = (
 _SQRT3 = math.sqrt(3.0)
 
 
-def _polar(u: Tensor, v: Tensor) -> Tuple[Tensor, Tensor]:
+def _polar(u: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
     return torch.sqrt(u * u + v * v), torch.atan2(v, u)
 
 
 #: Inside-tests in object coordinates (u, v), where the object's radius is 1.
-_SHAPE_TESTS: Dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+_SHAPE_TESTS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "disc": lambda u, v: u * u + v * v <= 1.0,
     "square": lambda u, v: torch.maximum(u.abs(), v.abs()) <= 0.82,
     "triangle": lambda u, v: (v <= 0.55) & (_SQRT3 * u.abs() <= v + 1.05),
@@ -92,7 +92,7 @@ class ShapesBatch:
         """``(N, K)`` float multi-hot labels (a class is present if it has visible pixels)."""
         return self.class_masks(num_classes).flatten(2).any(dim=2).float()
 
-    def boxes(self) -> Tuple[Tensor, Tensor]:
+    def boxes(self) -> tuple[Tensor, Tensor]:
         """Per-object boxes of the visible pixels.
 
         Returns
@@ -129,7 +129,7 @@ def _smooth_noise(n: int, size: int, cells: Tensor, generator: torch.Generator) 
     return out.clamp(0, 1)
 
 
-def _backgrounds(n: int, size: int, generator: torch.Generator) -> Tuple[Tensor, Tensor]:
+def _backgrounds(n: int, size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
     """Textured backgrounds ``(n, 3, S, S)`` in [0, 1] and their two base colours."""
     colours = torch.rand(n, 2, 3, generator=generator)
     cells = torch.randint(3, 9, (n,), generator=generator)
@@ -160,7 +160,7 @@ def _object_colours(n: int, avoid: Tensor, generator: torch.Generator) -> Tensor
 
 def _render_chunk(
     n: int, size: int, num_classes: int, max_objects: int, generator: torch.Generator
-) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Render ``n`` scenes; returns float images, instance maps, classes, visibility ok."""
     m = max_objects
     count = torch.randint(1, m + 1, (n,), generator=generator)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -20,11 +18,11 @@ class SplitDataModule(LightningDataModule):
     and ``num_workers`` as hyperparameters.
     """
 
-    train_set: Optional[Dataset] = None
-    val_set: Optional[Dataset] = None
-    test_set: Optional[Dataset] = None
+    train_set: Dataset | None = None
+    val_set: Dataset | None = None
+    test_set: Dataset | None = None
 
-    def _loader(self, dataset: Optional[Dataset], shuffle: bool) -> DataLoader:
+    def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
         if dataset is None:
             raise RuntimeError("call setup() before asking for a dataloader")
         return DataLoader(

@@ -18,7 +18,7 @@ one; the PNG's void label 255 (object borders, "difficult" regions) becomes
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any
 from xml.etree.ElementTree import parse as parse_xml
 
 import numpy as np
@@ -40,7 +40,7 @@ VOC_CLASSES = (
 #: Label of unannotated pixels in VOC segmentation PNGs.
 VOC_VOID = 255
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 
 
 class VOCDataset(Dataset):
@@ -99,18 +99,18 @@ class VOCDataset(Dataset):
             ids = [Path(p).stem for p in segmentation.images]
         else:
             ids = [Path(p).stem for p in detection.images]
-        self.ids: List[str] = ids
+        self.ids: list[str] = ids
         self.voc_root = voc_root if voc_root is not None else Path(root) / "VOCdevkit" / f"VOC{year}"
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def annotation(self, index: int) -> Dict[str, Any]:
+    def annotation(self, index: int) -> dict[str, Any]:
         """The parsed XML annotation of sample ``index`` (torchvision's dict format)."""
         path = self.voc_root / "Annotations" / f"{self.ids[index]}.xml"
         return VOCDetection.parse_voc_xml(parse_xml(path).getroot())["annotation"]
 
-    def _objects(self, annotation: Dict[str, Any], original: tuple) -> Dict[str, torch.Tensor]:
+    def _objects(self, annotation: dict[str, Any], original: tuple) -> dict[str, torch.Tensor]:
         objects = annotation.get("object", [])
         names = [obj["name"] for obj in objects]
         unknown = sorted(set(names) - set(VOC_CLASSES))
@@ -137,7 +137,7 @@ class VOCDataset(Dataset):
             "difficult": difficult,
         }
 
-    def _masks(self, index: int) -> Dict[str, torch.Tensor]:
+    def _masks(self, index: int) -> dict[str, torch.Tensor]:
         size = self.image_size
         path = self.voc_root / "SegmentationClass" / f"{self.ids[index]}.png"
         if not path.exists():
@@ -152,7 +152,7 @@ class VOCDataset(Dataset):
         classes = torch.arange(1, self.num_classes + 1).view(-1, 1, 1)
         return {"masks": (label_map == classes).float(), "valid": label_map != VOC_VOID}
 
-    def __getitem__(self, index: int) -> Dict[str, Any]:
+    def __getitem__(self, index: int) -> dict[str, Any]:
         with Image.open(self.voc_root / "JPEGImages" / f"{self.ids[index]}.jpg") as image:
             original = image.size
             sample = {"image": image_to_inputs(image, self.image_size, self.space)}
@@ -206,7 +206,7 @@ class VOCDataModule(SplitDataModule):
         hp = self.hparams
         return VOCDataset(hp.root, image_set, hp.year, hp.image_size, segmented_only, with_masks)
 
-    def setup(self, stage: Optional[str] = None) -> None:
+    def setup(self, stage: str | None = None) -> None:
         hp = self.hparams
         if stage in (None, "fit") and self.train_set is None:
             self.train_set = self._dataset(hp.train_set, hp.masks_for_fit)

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any
 
 #: Stalder et al. 2022, Table 3: seconds for 210 VOC-2007 / 1,000 COCO-2014 images.
-PAPER_TABLE3: Dict[str, Dict[str, Dict[str, int]]] = {
+PAPER_TABLE3: dict[str, dict[str, dict[str, int]]] = {
     "vgg16": {
         "VOC-2007": {"GCAM": 11, "RISE": 4529, "EP": 21436, "iGOS++": 10635, "RTIS": 8,
                      "Explainer": 8},
@@ -34,7 +34,7 @@ PAPER_IMAGES = {"VOC-2007": 210, "COCO-2014": 1000}
 PAPER_NAMES = {"Explainer": "Explainer", "RTIS": "RTIS", "LayerGradCam": "GCAM"}
 
 
-def load_rows(path: Union[str, Path]) -> List[Dict[str, Any]]:
+def load_rows(path: str | Path) -> list[dict[str, Any]]:
     """One row per benchmark of a pytest-benchmark ``--benchmark-json`` file."""
     data = json.loads(Path(path).read_text())
     rows = []
@@ -63,7 +63,7 @@ def _fmt_seconds(seconds: float) -> str:
     return f"{seconds:.3g} s"
 
 
-def table3_markdown(rows: List[Dict[str, Any]], date: Optional[str] = None) -> str:
+def table3_markdown(rows: list[dict[str, Any]], date: str | None = None) -> str:
     """Markdown table of our measurements next to the paper's Table 3.
 
     Examples

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, Mapping, Optional
+from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn
@@ -24,7 +24,7 @@ multiscale_structural_similarity_index_measure = (
 )
 
 
-def default_removal_fillers() -> Dict[str, Filler]:
+def default_removal_fillers() -> dict[str, Filler]:
     """Fillers compared for object removal: constant (mean colour) and blur (sigma 10)."""
     return {"constant": Constant(0.0), "blur": Blur(10.0)}
 
@@ -33,11 +33,11 @@ def default_removal_fillers() -> Dict[str, Filler]:
 def masking_robustness(
     model: nn.Module,
     dataset: Dataset,
-    removal_fillers: Optional[Mapping[str, Filler]] = None,
+    removal_fillers: Mapping[str, Filler] | None = None,
     batch_size: int = 250,
-    radius: Optional[int] = None,
+    radius: int | None = None,
     show_progress: bool = True,
-) -> Dict[str, float]:
+) -> dict[str, float]:
     """Exact-match of a multi-label classifier on clean and masked images.
 
     * ``clean``: the images as they are;
@@ -68,7 +68,7 @@ def masking_robustness(
     removal_fillers = dict(removal_fillers or default_removal_fillers())
     device = next(model.parameters()).device
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_samples)
-    preds: Dict[str, list] = {"clean": [], "object_only": []}
+    preds: dict[str, list] = {"clean": [], "object_only": []}
     preds.update({f"removed/{name}": [] for name in removal_fillers})
     targets = []
     was_training = model.training
@@ -102,7 +102,7 @@ def reference_evidence(
     space: ImageSpace,
     batch_size: int = 250,
     seed: int = 0,
-) -> Dict[str, float]:
+) -> dict[str, float]:
     """The most any class scores, on average, on the references of the removal methods.
 
     A reference (what removed pixels are replaced with) must carry no class evidence, as
@@ -140,7 +140,7 @@ def reference_evidence(
     device = parameter.device if parameter is not None else torch.device("cpu")
     generator = torch.Generator().manual_seed(seed)
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_samples)
-    probs: Dict[str, list] = {}
+    probs: dict[str, list] = {}
     with preserved_state([model], eval_mode=True):
         for batch in loader:
             images = batch["image"]
@@ -163,7 +163,7 @@ def reference_evidence(
 MS_SSIM_BETAS = (0.0448, 0.2856, 0.3001)
 
 
-def _similarity(original: Tensor, removed: Tensor) -> Dict[str, Tensor]:
+def _similarity(original: Tensor, removed: Tensor) -> dict[str, Tensor]:
     """Per-image SSIM and MS-SSIM (three scales when the image is small) in pixel space."""
     side = min(original.shape[-2:])
     betas = MS_SSIM_BETAS if side < 161 else (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
@@ -182,12 +182,12 @@ def removal_effectiveness(
     model: nn.Module,
     dataset: Dataset,
     fillers: Mapping[str, Filler],
-    space: Optional[ImageSpace] = None,
+    space: ImageSpace | None = None,
     batch_size: int = 100,
-    radius: Optional[int] = None,
+    radius: int | None = None,
     seed: int = 0,
     show_progress: bool = True,
-) -> Dict[str, Dict[str, float]]:
+) -> dict[str, dict[str, float]]:
     """Agarwal & Nguyen's Table 1: how well each filler removes an object's evidence.
 
     For every image-class pair (every class present in an image), the (dilated) objects
@@ -231,7 +231,7 @@ def removal_effectiveness(
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_samples)
     generator = torch.Generator().manual_seed(seed)
     names = ["none", *fillers]
-    values: Dict[str, Dict[str, list]] = {
+    values: dict[str, dict[str, list]] = {
         n: {"recall": [], "other_recall": [], "ssim": [], "ms_ssim": []} for n in names
     }
     with preserved_state([model], eval_mode=True):
@@ -261,7 +261,7 @@ def removal_effectiveness(
                 pixels = space.to_pixels(removed).clamp(0, 1)
                 for key, value in _similarity(original, pixels).items():
                     values[name][key].append(value.float().cpu())
-    out: Dict[str, Dict[str, float]] = {}
+    out: dict[str, dict[str, float]] = {}
     for name in names:
         counts = torch.cat(values[name]["other_recall"])
         out[name] = {

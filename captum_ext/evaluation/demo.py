@@ -14,9 +14,10 @@ import json
 import math
 import platform
 import time
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Sequence, Union
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -24,7 +25,7 @@ from tqdm.auto import tqdm
 from captum_ext.evaluation.harness import EvaluationResult
 from captum_ext.utils import to_json, write_markdown_json
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 
 #: Methods of the demo's harness run, in report order (registry names).
 DEMO_METHODS: tuple = (
@@ -117,7 +118,7 @@ RETRAINED = {
 }
 
 
-def retrain_checkpoints(directory: PathLike, root_dir: PathLike) -> Dict[str, Path]:
+def retrain_checkpoints(directory: PathLike, root_dir: PathLike) -> dict[str, Path]:
     """Train every shipped checkpoint from scratch with its preset into ``directory``.
 
     The Explainers are trained against the classifier retrained here. Hours on CPU;
@@ -182,12 +183,12 @@ def run_demo(
     output_dir: PathLike = "demo-report",
     full: bool = False,
     retrain: bool = False,
-    settings: Optional[DemoSettings] = None,
+    settings: DemoSettings | None = None,
     methods: Sequence[str] = DEMO_METHODS,
-    device: Union[str, torch.device] = "cpu",
+    device: str | torch.device = "cpu",
     seed: int = 0,
     show_progress: bool = True,
-) -> Dict[str, Path]:
+) -> dict[str, Path]:
     """Run every shapes-world experiment and write the report to ``output_dir``.
 
     Parameters
@@ -243,7 +244,7 @@ def run_demo(
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    timings: Dict[str, float] = {}
+    timings: dict[str, float] = {}
     checkpoints = None
     if retrain:
         checkpoints = out / "checkpoints"
@@ -257,7 +258,7 @@ def run_demo(
     tick = time.perf_counter()
     specs = default_methods(image_size, score=SHAPES_SCORE, space=dataset.space,
                             include=list(methods), checkpoint_dir=checkpoints)
-    for name, spec in zip(methods, specs):
+    for name, spec in zip(methods, specs, strict=False):
         spec.attribute_kwargs = {**spec.attribute_kwargs,
                                  **settings.attribute_overrides.get(name, {})}
     result = evaluate_attributions(model, dataset, specs, score=SHAPES_SCORE,
@@ -276,7 +277,7 @@ def run_demo(
 
     tick = time.perf_counter()
     table_data = ShapesDataset(settings.table_images, image_size, seed=seed, split="test")
-    table_specs = [spec for name, spec in zip(methods, specs) if name in TABLE_METHODS]
+    table_specs = [spec for name, spec in zip(methods, specs, strict=False) if name in TABLE_METHODS]
     tables = explainer_tables(model, table_data, table_specs, show_progress=show_progress)
     tables.settings["dataset"] = (
         f"ShapesDataset(num_images={settings.table_images}, image_size={image_size}, "

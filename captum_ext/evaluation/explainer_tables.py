@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any
 
 import torch
 from captum.attr import FeatureAblation
@@ -44,7 +45,7 @@ from captum_ext.metrics import (
 from captum_ext.metrics.masking_matrix import masking_matrix_ratio
 from captum_ext.utils import preserved_state, to_json
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 #: Table 2 columns: key -> (header, higher is better).
 TABLE2_COLUMNS = {"accuracy": ("Acc", True), "iou": ("IoU", True), "saliency": ("Sal", False),
                   "mae": ("MAE", False)}
@@ -69,11 +70,11 @@ class ExplainerTables:
         Parameters of the run.
     """
 
-    class_names: List[str]
-    table1: Dict[str, List[List[float]]] = field(default_factory=dict)
-    table2: Dict[str, Dict[str, float]] = field(default_factory=dict)
-    sanity: Dict[str, Dict[str, float]] = field(default_factory=dict)
-    settings: Dict[str, Any] = field(default_factory=dict)
+    class_names: list[str]
+    table1: dict[str, list[list[float]]] = field(default_factory=dict)
+    table2: dict[str, dict[str, float]] = field(default_factory=dict)
+    sanity: dict[str, dict[str, float]] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
 
     def diagonal_ratio(self, method: str) -> float:
         """Mean diagonal over mean off-diagonal of ``method``'s Table 1 (higher = more class-specific)."""
@@ -110,8 +111,8 @@ def class_maps(attribution: Any, spec: MethodSpec, images: Tensor, wanted: Tenso
 
 
 def _table2_rows(
-    model: nn.Module, images: Tensor, masks: Tensor, gt: Tensor, labels: Tensor, valid: Optional[Tensor]
-) -> Dict[str, Tensor]:
+    model: nn.Module, images: Tensor, masks: Tensor, gt: Tensor, labels: Tensor, valid: Tensor | None
+) -> dict[str, Tensor]:
     scores = segmentation_scores(masks, gt, valid)
     scores["saliency"] = mask_saliency(model, images, masks, labels, score="softmax")
     return scores
@@ -122,11 +123,11 @@ def explainer_tables(
     dataset: Dataset,
     methods: Sequence[MethodSpec],
     *,
-    num_images: Optional[int] = None,
-    table1_images: Optional[int] = None,
+    num_images: int | None = None,
+    table1_images: int | None = None,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     image_batch_size: int = 16,
-    class_names: Optional[Sequence[str]] = None,
+    class_names: Sequence[str] | None = None,
     show_progress: bool = True,
 ) -> ExplainerTables:
     """Compute Tables 1 and 2 of Stalder et al. for ``methods`` on ``dataset``.
@@ -159,10 +160,10 @@ def explainer_tables(
     table1_count = total if table1_images is None else min(table1_images, total)
     loader = DataLoader(Subset(dataset, range(total)), batch_size=image_batch_size,
                         collate_fn=collate_samples)
-    sums: Dict[str, Dict[str, List[Tensor]]] = {m.name: {k: [] for k in TABLE2_COLUMNS} for m in methods}
-    sanity: Dict[str, Dict[str, List[Tensor]]] = {}
-    table1_parts: Dict[str, List[Tensor]] = {m.name: [] for m in methods}
-    table1_data: Dict[str, List[Tensor]] = {"images": [], "labels": []}
+    sums: dict[str, dict[str, list[Tensor]]] = {m.name: {k: [] for k in TABLE2_COLUMNS} for m in methods}
+    sanity: dict[str, dict[str, list[Tensor]]] = {}
+    table1_parts: dict[str, list[Tensor]] = {m.name: [] for m in methods}
+    table1_data: dict[str, list[Tensor]] = {"images": [], "labels": []}
     num_classes = None
     with preserved_state([model], eval_mode=True):
         built = {m.name: m.build(model) for m in methods}
@@ -238,7 +239,7 @@ def tables_markdown(result: ExplainerTables) -> str:
         lines += [f"**{method}** (mean diagonal / mean off-diagonal = "
                   f"{result.diagonal_ratio(method):.1f})", "", header,
                   "|---|" + "---:|" * (len(result.class_names) + 1)]
-        for name, row in zip(result.class_names, matrix):
+        for name, row in zip(result.class_names, matrix, strict=False):
             lines.append(f"| {name} | " + " | ".join(_cell(v) for v in row) + " |")
         lines.append("")
     lines += ["## Table 2: segmentation of the aggregated masks", ""]
@@ -251,7 +252,7 @@ def tables_markdown(result: ExplainerTables) -> str:
     return "\n".join(lines)
 
 
-def write_tables(result: ExplainerTables, output_dir: PathLike) -> Dict[str, Path]:
+def write_tables(result: ExplainerTables, output_dir: PathLike) -> dict[str, Path]:
     """Write ``tables.md`` and ``tables.json`` to ``output_dir``."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -281,11 +282,11 @@ SHAPES_EXPLAINER_METHODS = ("explainer", "rtis", "gradcam", "occlusion")
 def evaluate_explainer_shapes_world(
     output_dir: PathLike = "reports/shapes-explainer",
     num_images: int = 500,
-    table1_images: Optional[int] = 100,
+    table1_images: int | None = 100,
     image_size: int = 64,
-    methods: Optional[Sequence[str]] = None,
+    methods: Sequence[str] | None = None,
     seed: int = 0,
-    device: Union[str, torch.device] = "cpu",
+    device: str | torch.device = "cpu",
     show_progress: bool = True,
 ):
     """The shapes-world evaluation of the learned Explainer and its baselines.

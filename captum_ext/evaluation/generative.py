@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -53,27 +54,27 @@ from captum_ext.utils import require, write_markdown_json
 
 Figure = require("matplotlib.figure", extra="report").Figure
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 
 #: The shapes-world classifier is multi-label.
 SCORE = "sigmoid"
 
 
-def _model(classifier: Optional[PathLike], device: Union[str, torch.device]) -> nn.Module:
+def _model(classifier: PathLike | None, device: str | torch.device) -> nn.Module:
     return load_shapes_classifier(classifier, device=device)
 
 
 # --------------------------------------------------------------------- Table 1
 def removal_fillers(
     space: ImageSpace, inpainters: Mapping[str, Any], blur_sigma: float = 10.0
-) -> Dict[str, Filler]:
+) -> dict[str, Filler]:
     """The fillers of Agarwal Table 1 (+ black), then one ``Inpaint`` per inpainter.
 
     ``grey``: ``Constant(0)``, the mean colour of the normalised space (the papers'
     gray); ``black``: pixel 0; ``blur``: Gaussian blur (sigma in pixels);
     ``noise``: uniform noise in pixel space.
     """
-    fillers: Dict[str, Filler] = {
+    fillers: dict[str, Filler] = {
         "grey (mean colour)": Constant(0.0),
         "black": Constant(0.0, space=space),
         f"blur (sigma {blur_sigma:g})": Blur(blur_sigma),
@@ -90,8 +91,8 @@ def inpainting_quality(
     image_size: int = 64,
     seed: int = 0,
     batch_size: int = 100,
-    device: Union[str, torch.device] = "cpu",
-) -> Dict[str, Dict[str, float]]:
+    device: str | torch.device = "cpu",
+) -> dict[str, dict[str, float]]:
     """How well inpainters restore held-out object-free shapes-world backgrounds.
 
     Random holes of every kind (:func:`~captum_ext.data.holes.random_holes`, fixed by
@@ -105,7 +106,7 @@ def inpainting_quality(
     samples = [data[i] for i in range(len(data))]
     images = torch.stack([s["image"] for s in samples])
     holes = torch.stack([s["holes"] for s in samples])
-    out: Dict[str, Dict[str, float]] = {}
+    out: dict[str, dict[str, float]] = {}
     for name, inpainter in inpainters.items():
         filled = torch.cat(
             [
@@ -155,15 +156,15 @@ def run_removal_effectiveness(
     num_images: int = 500,
     image_size: int = 64,
     seed: int = 0,
-    classifier: Optional[PathLike] = None,
-    inpainter: Optional[PathLike] = None,
-    extra_inpainters: Optional[Mapping[str, PathLike]] = None,
+    classifier: PathLike | None = None,
+    inpainter: PathLike | None = None,
+    extra_inpainters: Mapping[str, PathLike] | None = None,
     blur_sigma: float = 10.0,
     quality_images: int = 200,
-    device: Union[str, torch.device] = "cpu",
+    device: str | torch.device = "cpu",
     show_progress: bool = True,
-    checkpoint_dir: Optional[PathLike] = None,
-) -> Dict[str, Dict[str, float]]:
+    checkpoint_dir: PathLike | None = None,
+) -> dict[str, dict[str, float]]:
     """Agarwal Table 1 on held-out shapes-world images; writes ``removal.{md,json,png}``.
 
     Parameters
@@ -197,7 +198,7 @@ def run_removal_effectiveness(
     """
     model = load_shapes_classifier(classifier, device=device, checkpoint_dir=checkpoint_dir)
     dataset = ShapesDataset(num_images, image_size, seed=seed, split="test")
-    inpainters: Dict[str, Any] = {
+    inpainters: dict[str, Any] = {
         "inpaint: OpenCV Telea": OpenCVInpainter("telea"),
         "inpaint: OpenCV Navier-Stokes": OpenCVInpainter("ns"),
         "inpaint: learned (shipped)": load_shapes_inpainter(
@@ -261,9 +262,9 @@ class RecordedAttribution:
 
     def __init__(self, attribution: Any) -> None:
         self.attribution = attribution
-        self.inputs: List[Tensor] = []
-        self.targets: List[Tensor] = []
-        self.maps: List[Tensor] = []
+        self.inputs: list[Tensor] = []
+        self.targets: list[Tensor] = []
+        self.maps: list[Tensor] = []
 
     def attribute(self, inputs: Tensor, target: Any = None, **kwargs: Any) -> Tensor:
         out = self.attribution.attribute(inputs, target=target, **kwargs)
@@ -278,12 +279,12 @@ def run_generative_evaluation(
     num_images: int = 500,
     image_size: int = 64,
     methods: Sequence[str] = GENERATIVE_METHODS,
-    lime_samples: Optional[int] = None,
+    lime_samples: int | None = None,
     seed: int = 0,
-    classifier: Optional[PathLike] = None,
-    device: Union[str, torch.device] = "cpu",
+    classifier: PathLike | None = None,
+    device: str | torch.device = "cpu",
     show_progress: bool = True,
-) -> Dict[str, Any]:
+) -> dict[str, Any]:
     """Agarwal Tables 2-3 on the shapes world, through the evaluation harness.
 
     Runs the registered methods (default SP, SP-G, LIME, LIME-G, MP2, MP2-G; G = the
@@ -320,7 +321,7 @@ def run_generative_evaluation(
     model = _model(classifier, device)
     dataset = ShapesDataset(num_images, image_size, seed=seed, split="test")
     specs = default_methods(image_size, score=SCORE, space=dataset.space, include=list(methods))
-    recorders: Dict[str, RecordedAttribution] = {}
+    recorders: dict[str, RecordedAttribution] = {}
 
     def recorded(spec: MethodSpec) -> MethodSpec:
         kwargs = dict(spec.attribute_kwargs)
@@ -352,7 +353,7 @@ def run_generative_evaluation(
         f"blur (sigma {ctx.scaled(10)})": Blur(float(ctx.scaled(10))),
         "learned inpainting": Inpaint(load_shapes_inpainter(device=device), dataset.space),
     }
-    deletion: Dict[str, Dict[str, float]] = {}
+    deletion: dict[str, dict[str, float]] = {}
     for name, recorder in tqdm(
         recorders.items(), desc="deletion substrates", disable=not show_progress
     ):
@@ -371,13 +372,13 @@ def run_generative_evaluation(
     return {"table": result.table(), "deletion_auc": deletion, "beats_twin": beats_twin}
 
 
-def _slices(total: int, size: int) -> List[slice]:
+def _slices(total: int, size: int) -> list[slice]:
     return [slice(s, min(s + size, total)) for s in range(0, total, size)]
 
 
-def _beats_twin(deletion: Mapping[str, Mapping[str, float]]) -> Dict[str, Dict[str, bool]]:
+def _beats_twin(deletion: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, bool]]:
     """Per substrate: does each ``X-G`` method beat (lower deletion AUC) its twin ``X``?"""
-    out: Dict[str, Dict[str, bool]] = {}
+    out: dict[str, dict[str, bool]] = {}
     for name, row in deletion.items():
         if name.endswith("-G") and name[:-2] in deletion:
             twin = deletion[name[:-2]]
@@ -417,7 +418,7 @@ def _deletion_markdown(
 
 
 # --------------------------------------------------------------------- Sec. 4.4
-def scaled_sizes(sizes: Sequence[int], image_size: int) -> List[int]:
+def scaled_sizes(sizes: Sequence[int], image_size: int) -> list[int]:
     """Patch sizes given at 224 px scaled to ``image_size`` (at least 1 px).
 
     Examples
@@ -428,7 +429,7 @@ def scaled_sizes(sizes: Sequence[int], image_size: int) -> List[int]:
     return [max(1, round(s * image_size / 224)) for s in sizes]
 
 
-def _similarities(maps: Sequence[Tensor]) -> Dict[str, Tensor]:
+def _similarities(maps: Sequence[Tensor]) -> dict[str, Tensor]:
     """Per-image mean pairwise SSIM, HOG-Pearson and Spearman of ``k`` map batches."""
     maps = [m[:, 0].float() for m in maps]
     return {
@@ -446,11 +447,11 @@ def run_sensitivity(
     lime_seeds: int = 5,
     lime_samples: int = 500,
     seed: int = 0,
-    classifier: Optional[PathLike] = None,
+    classifier: PathLike | None = None,
     batch_size: int = 10,
-    device: Union[str, torch.device] = "cpu",
+    device: str | torch.device = "cpu",
     show_progress: bool = True,
-) -> Dict[str, Dict[str, Dict[str, float]]]:
+) -> dict[str, dict[str, dict[str, float]]]:
     """Agarwal Sec. 4.4: how much maps change with SP's patch size and LIME's seed.
 
     For each held-out image (target: its first present class) SP and SP-G run with the
@@ -473,7 +474,7 @@ def run_sensitivity(
         "LIME": SuperpixelLime(model, filler=Constant(0.0), score=SCORE, space=space),
         "LIME-G": SuperpixelLime(model, filler=learned, score=SCORE, space=space),
     }
-    scores: Dict[str, Dict[str, List[Tensor]]] = {name: {} for name in variants}
+    scores: dict[str, dict[str, list[Tensor]]] = {name: {} for name in variants}
     starts = range(0, len(dataset), batch_size)
     for start in tqdm(starts, desc="sensitivity", disable=not show_progress):
         samples = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]

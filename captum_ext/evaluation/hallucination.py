@@ -14,7 +14,8 @@ colours and references and reports every (start, reference, class) triple it cou
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -23,7 +24,7 @@ from captum_ext.attr.fgvis import FGVis
 from captum_ext.fillers import Constant, ImageSpace, remove
 
 #: Constant pixel-space colours used as starting images (black first: the paper's).
-DEFAULT_STARTS: Dict[str, Tuple[float, float, float]] = {
+DEFAULT_STARTS: dict[str, tuple[float, float, float]] = {
     "black": (0.0, 0.0, 0.0),
     "white": (1.0, 1.0, 1.0),
     "red": (1.0, 0.0, 0.0),
@@ -31,13 +32,13 @@ DEFAULT_STARTS: Dict[str, Tuple[float, float, float]] = {
 }
 #: Constant pixel-space references (mid-grey is the paper's "gray" and, for a dataset
 #: normalised around 0.5, the mean colour).
-DEFAULT_REFERENCES: Dict[str, Tuple[float, float, float]] = {
+DEFAULT_REFERENCES: dict[str, tuple[float, float, float]] = {
     "mid-grey": (0.5, 0.5, 0.5),
     "dark-grey": (0.25, 0.25, 0.25),
 }
 
 
-def _constant_image(colour: Sequence[float], space: ImageSpace, shape: Tuple[int, ...]) -> Tensor:
+def _constant_image(colour: Sequence[float], space: ImageSpace, shape: tuple[int, ...]) -> Tensor:
     return Constant(list(colour), space=space).reference(torch.zeros(shape))
 
 
@@ -47,7 +48,7 @@ def candidate_triples(
     image_size: int,
     starts: Mapping[str, Sequence[float]],
     references: Mapping[str, Sequence[float]],
-) -> List[Dict[str, Any]]:
+) -> list[dict[str, Any]]:
     """Every (start, reference, class) triple of the experiment.
 
     Classes equal to the start image's top-1 or the reference's top-1 are left out, and
@@ -80,12 +81,12 @@ def hallucination_rates(
     model: nn.Module,
     space: ImageSpace,
     image_size: int = 64,
-    starts: Optional[Mapping[str, Sequence[float]]] = None,
-    references: Optional[Mapping[str, Sequence[float]]] = None,
+    starts: Mapping[str, Sequence[float]] | None = None,
+    references: Mapping[str, Sequence[float]] | None = None,
     iterations: int = 500,
     batch_size: int = 64,
     show_progress: bool = True,
-) -> Dict[str, Any]:
+) -> dict[str, Any]:
     """Run the generation game (lambda = 0, softmax/CE as in the paper) on every triple.
 
     Parameters
@@ -135,12 +136,12 @@ def hallucination_rates(
                 with torch.no_grad():
                     explained = remove(images, mask, filler.reference(images))
                     top1 = model(explained).argmax(1)
-                for triple, cls in zip(chunk, top1.tolist()):
+                for triple, cls in zip(chunk, top1.tolist(), strict=False):
                     triple[key] = cls == triple["class"]
     return {"rows": triples, "summary": summarize(triples)}
 
 
-def summarize(rows: Sequence[Mapping[str, Any]]) -> Dict[str, Dict[str, float]]:
+def summarize(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
     """Counts and rates, overall and for the paper's black-start / mid-grey subset.
 
     Examples
@@ -150,7 +151,7 @@ def summarize(rows: Sequence[Mapping[str, Any]]) -> Dict[str, Dict[str, float]]:
     >>> summarize(rows)["all"]["rate_without_defense"]
     1.0
     """
-    def stats(subset: Sequence[Mapping[str, Any]]) -> Dict[str, float]:
+    def stats(subset: Sequence[Mapping[str, Any]]) -> dict[str, float]:
         n = len(subset)
         without = sum(bool(r["generated_without_defense"]) for r in subset)
         with_ = sum(bool(r["generated_with_defense"]) for r in subset)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -39,7 +40,7 @@ from captum_ext.utils import check_positive_int, check_score, preserved_state
 
 #: Report columns: key -> (header, higher is better). "pointing" is the mean over
 #: classes (the papers' convention), "pointing_pairs" the hit rate over pairs.
-COLUMNS: Dict[str, tuple] = {
+COLUMNS: dict[str, tuple] = {
     "pointing": ("Pointing (class mean)", True),
     "pointing_pairs": ("Pointing (pairs)", True),
     "iou": ("IoU", True),
@@ -75,8 +76,8 @@ class FigureRows:
 
     images: Tensor  # (R, C, H, W) pixels in [0, 1]
     ground_truth: Tensor  # (R, H, W)
-    titles: List[str]  # one per row
-    maps: Dict[str, Tensor] = field(default_factory=dict)  # method -> (R, H, W) in [0, 1]
+    titles: list[str]  # one per row
+    maps: dict[str, Tensor] = field(default_factory=dict)  # method -> (R, H, W) in [0, 1]
 
 
 @dataclass
@@ -107,17 +108,17 @@ class EvaluationResult:
         Names of the dataset's classes (indexed by class id), for the reports.
     """
 
-    methods: List[str]
-    per_pair: Dict[str, Dict[str, List[float]]]
-    pairs: List[tuple]
-    sanity: Dict[str, Dict[str, float]]
-    settings: Dict[str, Any]
-    figure: Optional[FigureRows] = None
-    curves: Dict[str, Dict[str, List[float]]] = field(default_factory=dict)
-    curve_fractions: List[float] = field(default_factory=list)
-    class_names: Optional[List[str]] = None
+    methods: list[str]
+    per_pair: dict[str, dict[str, list[float]]]
+    pairs: list[tuple]
+    sanity: dict[str, dict[str, float]]
+    settings: dict[str, Any]
+    figure: FigureRows | None = None
+    curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    curve_fractions: list[float] = field(default_factory=list)
+    class_names: list[str] | None = None
 
-    def table(self) -> Dict[str, Dict[str, float]]:
+    def table(self) -> dict[str, dict[str, float]]:
         """``method -> metric -> mean`` over the pairs (NaNs ignored).
 
         Except the pointing game: ``"pointing"`` is the mean over classes of each
@@ -141,7 +142,7 @@ class EvaluationResult:
             out[method] = row
         return out
 
-    def class_table(self, key: str = "pointing") -> Dict[str, Dict[int, float]]:
+    def class_table(self, key: str = "pointing") -> dict[str, dict[int, float]]:
         """``method -> class -> mean of key`` over that class's pairs (NaNs ignored).
 
         The pointing accuracy of Zhang et al. (2016), as Gu (2020, Sec. 4.3) reports it
@@ -158,10 +159,10 @@ class EvaluationResult:
         if key not in COLUMNS:
             raise ValueError(f"unknown metric {key!r}; expected one of {list(COLUMNS)}")
         classes = sorted({c for _, c in self.pairs})
-        out: Dict[str, Dict[int, float]] = {}
+        out: dict[str, dict[int, float]] = {}
         for method in self.methods:
-            by_class: Dict[int, List[float]] = {c: [] for c in classes}
-            for (_, c), v in zip(self.pairs, self.per_pair[method][key]):
+            by_class: dict[int, list[float]] = {c: [] for c in classes}
+            for (_, c), v in zip(self.pairs, self.per_pair[method][key], strict=False):
                 by_class[c].append(v)
             out[method] = {c: nan_mean(v) for c, v in by_class.items()}
         return out
@@ -173,14 +174,14 @@ class _Pairs:
 
     inputs: Tensor
     target: Tensor
-    ids: List[tuple]  # (dataset index, class) per pair
-    masks: Optional[Tensor]
-    valid: Optional[Tensor]
-    boxes: Optional[Tensor]
-    box_labels: Optional[Tensor]
+    ids: list[tuple]  # (dataset index, class) per pair
+    masks: Tensor | None
+    valid: Tensor | None
+    boxes: Tensor | None
+    box_labels: Tensor | None
 
     @classmethod
-    def from_batch(cls, batch: Dict[str, Any], first_index: int, device: torch.device) -> "_Pairs":
+    def from_batch(cls, batch: dict[str, Any], first_index: int, device: torch.device) -> _Pairs:
         """Every present class with ground truth becomes a pair (image repeated, target = class)."""
         present = batch["labels"] > 0.5
         if "masks" in batch:
@@ -189,7 +190,7 @@ class _Pairs:
         count = batch["image"].shape[0]
         index = batch.get("index", torch.arange(first_index, first_index + count))
 
-        def take(key: str, by_class: bool = False) -> Optional[Tensor]:
+        def take(key: str, by_class: bool = False) -> Tensor | None:
             if key not in batch:
                 return None
             value = batch[key][img, klass] if by_class else batch[key][img]
@@ -198,7 +199,7 @@ class _Pairs:
         return cls(
             inputs=batch["image"][img].to(device),
             target=klass.to(device),
-            ids=list(zip(index[img].tolist(), klass.tolist())),
+            ids=list(zip(index[img].tolist(), klass.tolist(), strict=False)),
             masks=take("masks", by_class=True),
             valid=take("valid"),
             boxes=take("boxes"),
@@ -212,19 +213,19 @@ class _Scoring:
 
     model: nn.Module
     score: str
-    tolerance: Optional[float]  # None: scaled_tolerance of the image size
-    deletion_filler: Optional[Filler]
-    insertion_filler: Optional[Filler]
+    tolerance: float | None  # None: scaled_tolerance of the image size
+    deletion_filler: Filler | None
+    insertion_filler: Filler | None
     steps: int
     saliency_alpha: float
     batch_size: int
     #: Fractions of pixels at the curves' points (set by the first call).
-    fractions: List[float] = field(default_factory=list)
+    fractions: list[float] = field(default_factory=list)
 
-    def __call__(self, pairs: _Pairs, maps: Tensor) -> Dict[str, Tensor]:
+    def __call__(self, pairs: _Pairs, maps: Tensor) -> dict[str, Tensor]:
         """Every metric of one method's maps on a batch of pairs, ``key -> (P,)`` on the CPU."""
         x, target = pairs.inputs, pairs.target
-        values: Dict[str, Tensor] = {}
+        values: dict[str, Tensor] = {}
         if pairs.masks is not None:
             hits = pointing_game(maps, masks=pairs.masks, tolerance=self.tolerance)
             values["pointing"] = hits.float()
@@ -270,17 +271,17 @@ def evaluate_attributions(
     methods: Sequence[MethodSpec],
     *,
     score: str = "softmax",
-    num_images: Optional[int] = None,
+    num_images: int | None = None,
     image_batch_size: int = 16,
-    pointing_tolerance: Optional[float] = None,
-    deletion_filler: Optional[Filler] = None,
-    insertion_filler: Optional[Filler] = None,
+    pointing_tolerance: float | None = None,
+    deletion_filler: Filler | None = None,
+    insertion_filler: Filler | None = None,
     steps: int = DEFAULT_STEPS,
     saliency_alpha: float = 0.5,
     metric_batch_size: int = 256,
     figure_rows: int = 6,
-    space: Optional[ImageSpace] = None,
-    class_names: Optional[Sequence[str]] = None,
+    space: ImageSpace | None = None,
+    class_names: Sequence[str] | None = None,
     show_progress: bool = True,
 ) -> EvaluationResult:
     """Run every method on every image-class pair and score the maps.
@@ -360,11 +361,11 @@ def evaluate_attributions(
         metric_batch_size,
     )
     per_pair = {m.name: {key: [] for key in COLUMNS if key not in DERIVED} for m in methods}
-    curves: Dict[str, Dict[str, List[Tensor]]] = {m.name: {k: [] for k in CURVES} for m in methods}
-    sanity: Dict[str, Dict[str, List[Tensor]]] = {}
-    pairs: List[tuple] = []
-    figure: Optional[FigureRows] = None
-    image_size: List[int] = []
+    curves: dict[str, dict[str, list[Tensor]]] = {m.name: {k: [] for k in CURVES} for m in methods}
+    sanity: dict[str, dict[str, list[Tensor]]] = {}
+    pairs: list[tuple] = []
+    figure: FigureRows | None = None
+    image_size: list[int] = []
     seen = 0
     progress = tqdm(
         total=len(dataset) * len(methods),
@@ -453,7 +454,7 @@ def evaluate_attributions(
 
 def _attribute_pairs(
     attribution: Any, spec: MethodSpec, x: Tensor, target: Tensor, device: torch.device
-) -> tuple[Tensor, List[float]]:
+) -> tuple[Tensor, list[float]]:
     """Maps ``(P, 1, H, W)`` of ``spec`` in batches of pairs, and the seconds per pair."""
     maps, seconds = [], []
     for start in range(0, x.shape[0], spec.batch_size):
@@ -469,11 +470,11 @@ def _attribute_pairs(
 
 
 def _extend_figure(
-    figure: Optional[FigureRows],
+    figure: FigureRows | None,
     pairs: _Pairs,
     keep: int,
     space: ImageSpace,
-    class_names: Optional[Sequence[str]],
+    class_names: Sequence[str] | None,
 ) -> FigureRows:
     images = space.to_pixels(pairs.inputs[:keep]).clamp(0, 1).cpu()
     gt = pairs.masks[:keep].float().cpu()

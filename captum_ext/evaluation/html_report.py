@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import Union
 
 from captum_ext.utils import require
 
@@ -41,7 +40,7 @@ def markdown_to_html(text: str, title: str) -> str:
     )
 
 
-def write_html(markdown_path: Union[str, Path], html_path: Union[str, Path], title: str) -> Path:
+def write_html(markdown_path: str | Path, html_path: str | Path, title: str) -> Path:
     """Render ``markdown_path`` to ``html_path``; relative image links keep working."""
     html_path = Path(html_path)
     html_path.write_text(markdown_to_html(Path(markdown_path).read_text(), title))

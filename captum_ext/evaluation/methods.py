@@ -14,9 +14,10 @@ is one entry::
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any
 
 from captum.attr import Attribution, IntegratedGradients, Occlusion
 from torch import nn
@@ -77,11 +78,11 @@ class MethodContext:
         (:func:`~captum_ext.models.pretrained.checkpoint_path`), e.g. retrained ones.
     """
 
-    image_size: Tuple[int, int]
+    image_size: tuple[int, int]
     channels: int = 3
     score: str = "softmax"
     space: ImageSpace = field(default_factory=ImageSpace)
-    checkpoint_dir: Optional[Path] = None
+    checkpoint_dir: Path | None = None
 
     def scaled(self, pixels_at_224: float) -> int:
         """A length given at 224 x 224 scaled to these images (at least 1 px)."""
@@ -189,7 +190,7 @@ def dssr_plus_mean_fill(ctx: MethodContext) -> MethodSpec:
 
 
 def explainer_method(
-    checkpoint: Optional[str] = None, name: str = "Explainer", variant: str = "explainer"
+    checkpoint: str | None = None, name: str = "Explainer", variant: str = "explainer"
 ) -> MethodFactory:
     """Factory of a learned-Explainer method (:class:`~captum_ext.attr.ExplainerAttribution`).
 
@@ -227,7 +228,7 @@ def explainer_method(
 
 
 def generative_inpainter(
-    model: nn.Module, kind: str = "learned", checkpoint_dir: Optional[Path] = None
+    model: nn.Module, kind: str = "learned", checkpoint_dir: Path | None = None
 ):
     """The inpainter of the -G methods, on the classifier's device.
 
@@ -245,17 +246,17 @@ def generative_inpainter(
     return OpenCVInpainter(kind)
 
 
-def _filler(ctx: MethodContext, model: nn.Module, inpainter: Optional[str], base: Filler) -> Filler:
+def _filler(ctx: MethodContext, model: nn.Module, inpainter: str | None, base: Filler) -> Filler:
     if inpainter is None:
         return base
     return Inpaint(generative_inpainter(model, inpainter, ctx.checkpoint_dir), ctx.space)
 
 
-def _suffix(inpainter: Optional[str]) -> str:
+def _suffix(inpainter: str | None) -> str:
     return {None: "", "learned": "-G", "telea": "-G (Telea)", "ns": "-G (NS)"}[inpainter]
 
 
-def sliding_patch(ctx: MethodContext, inpainter: Optional[str] = None) -> MethodSpec:
+def sliding_patch(ctx: MethodContext, inpainter: str | None = None) -> MethodSpec:
     """SP / SP-G: the paper's 29 px patch scaled to the image (8 px at 64), stride 4 px at 64.
 
     The paper's stride (3 px at 224, a 66 x 66 window grid) is coarsened to
@@ -273,7 +274,7 @@ def sliding_patch(ctx: MethodContext, inpainter: Optional[str] = None) -> Method
     )
 
 
-def superpixel_lime(ctx: MethodContext, inpainter: Optional[str] = None) -> MethodSpec:
+def superpixel_lime(ctx: MethodContext, inpainter: str | None = None) -> MethodSpec:
     """LIME / LIME-G with the paper's defaults: 50 SLIC superpixels, 1,000 samples."""
     return MethodSpec(
         "LIME" + _suffix(inpainter),
@@ -288,7 +289,7 @@ def superpixel_lime(ctx: MethodContext, inpainter: Optional[str] = None) -> Meth
     )
 
 
-def mp2(ctx: MethodContext, inpainter: Optional[str] = None) -> MethodSpec:
+def mp2(ctx: MethodContext, inpainter: str | None = None) -> MethodSpec:
     """MP2 / MP2-G: blur sigma 10 px at 224 (scaled), a grid of cells of 8 px at 224, 4 px minimum.
 
     The paper's 28 x 28 grid at 224 has 8 px cells; on small images the grid is
@@ -308,12 +309,12 @@ def mp2(ctx: MethodContext, inpainter: Optional[str] = None) -> MethodSpec:
     )
 
 
-def _variant(factory: Callable[..., MethodSpec], inpainter: Optional[str]) -> MethodFactory:
+def _variant(factory: Callable[..., MethodSpec], inpainter: str | None) -> MethodFactory:
     return lambda ctx: factory(ctx, inpainter)
 
 
 #: Registered methods, in report order: name -> factory.
-METHODS: Dict[str, MethodFactory] = {
+METHODS: dict[str, MethodFactory] = {
     "explainer": explainer_method(),
     "rtis": explainer_method(name="RTIS", variant="rtis"),
     "occlusion": occlusion,
@@ -336,26 +337,26 @@ METHODS: Dict[str, MethodFactory] = {
 }
 
 #: The generative-removal methods of Agarwal & Nguyen (Tables 2-3), G = learned inpainter.
-GENERATIVE_METHODS: Tuple[str, ...] = ("sp", "sp_g", "lime", "lime_g", "mp2", "mp2_g")
+GENERATIVE_METHODS: tuple[str, ...] = ("sp", "sp_g", "lime", "lime_g", "mp2", "mp2_g")
 
 #: The Captum baselines every report shows.
-DEFAULT_METHODS: Tuple[str, ...] = ("occlusion", "gradcam", "integrated_gradients", "random")
+DEFAULT_METHODS: tuple[str, ...] = ("occlusion", "gradcam", "integrated_gradients", "random")
 
 
-def available_methods() -> List[str]:
+def available_methods() -> list[str]:
     """Names accepted by :func:`default_methods`."""
     return list(METHODS)
 
 
 def default_methods(
-    image_size: Tuple[int, int] | int,
+    image_size: tuple[int, int] | int,
     *,
     channels: int = 3,
     score: str = "softmax",
-    space: Optional[ImageSpace] = None,
-    include: Optional[Sequence[str]] = None,
-    checkpoint_dir: Optional[Path] = None,
-) -> List[MethodSpec]:
+    space: ImageSpace | None = None,
+    include: Sequence[str] | None = None,
+    checkpoint_dir: Path | None = None,
+) -> list[MethodSpec]:
     """Specs of registered methods for images of ``image_size``.
 
     Parameters

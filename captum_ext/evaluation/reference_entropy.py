@@ -8,7 +8,7 @@ and the entropy (nats) of the softmax over the classifier's outputs is averaged.
 
 from __future__ import annotations
 
-from typing import Dict, Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn
@@ -29,7 +29,7 @@ class Identity(Filler):
         return "Identity()"
 
 
-def table_a2_fillers(space: ImageSpace) -> Dict[str, Filler]:
+def table_a2_fillers(space: ImageSpace) -> dict[str, Filler]:
     """The rows of Table A2 (noise levels on the paper's 0..255 scale) and two more."""
     return {
         "zero image (mean colour)": Constant(0.0),
@@ -49,7 +49,7 @@ def reference_entropies(
     fillers: Mapping[str, Filler],
     batch_size: int = 250,
     seed: int = 0,
-) -> Dict[str, Dict[str, float]]:
+) -> dict[str, dict[str, float]]:
     """Mean and standard deviation of the softmax entropy for each filler's reference.
 
     Parameters

@@ -5,15 +5,16 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, Sequence, Union
+from typing import Any
 
 from captum_ext.evaluation.harness import COLUMNS, SEGMENTATION, EvaluationResult
 from captum_ext.utils import require, to_json
 
 Figure = require("matplotlib.figure", extra="report").Figure
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 
 
 def _fmt(value: float, key: str) -> str:
@@ -49,7 +50,7 @@ def _class_label(result: EvaluationResult, c: int) -> str:
     return names[c] if names is not None and c < len(names) else f"class {c}"
 
 
-def pointing_per_class(result: EvaluationResult) -> Dict[str, Dict[str, float]]:
+def pointing_per_class(result: EvaluationResult) -> dict[str, dict[str, float]]:
     """``method -> class name -> pointing accuracy``, plus ``"mean over classes"``.
 
     The mean over classes is the pointing accuracy as Zhang et al. (2016), Gu (2020) and
@@ -63,7 +64,7 @@ def pointing_per_class(result: EvaluationResult) -> Dict[str, Dict[str, float]]:
     >>> pointing_per_class(r)
     {'m': {'a': 1.0, 'c': 0.5, 'mean over classes': 0.75}}
     """
-    out: Dict[str, Dict[str, float]] = {}
+    out: dict[str, dict[str, float]] = {}
     table = result.table()
     for method, by_class in result.class_table("pointing").items():
         row = {_class_label(result, c): v for c, v in by_class.items()}
@@ -98,7 +99,7 @@ def pointing_markdown(result: EvaluationResult) -> str:
     return "\n".join(lines)
 
 
-def _settings_markdown(settings: Dict) -> str:
+def _settings_markdown(settings: dict) -> str:
     lines = []
     for key, value in settings.items():
         if key != "methods":
@@ -146,7 +147,7 @@ LINE_STYLES = ("-", "--", "-.", ":")
 MARKERS = (None, "o", "s", "^", "v", "D")
 
 
-def curve_styles(methods: Sequence[str]) -> Dict[str, Dict[str, Any]]:
+def curve_styles(methods: Sequence[str]) -> dict[str, dict[str, Any]]:
     """``method -> plot keywords`` (colour, line style, marker) unique to each method.
 
     Method ``i`` gets colour ``i % 10`` of "tab10", style ``i % 4`` and, past 20
@@ -183,7 +184,7 @@ def curves_figure(result: EvaluationResult) -> Figure:
     titles = {"deletion_curve": "Deletion (lower is better)",
               "insertion_curve": "Insertion (higher is better)"}
     styles = curve_styles(result.methods)
-    for ax, (key, title) in zip(axes, titles.items()):
+    for ax, (key, title) in zip(axes, titles.items(), strict=False):
         for method in result.methods:
             ax.plot(result.curve_fractions, result.curves[method][key], label=method,
                     linewidth=1.6, markersize=3, markevery=4, **styles[method])
@@ -206,7 +207,7 @@ def write_curves(result: EvaluationResult, path: PathLike) -> Path:
     return path
 
 
-def write_report(result: EvaluationResult, output_dir: PathLike) -> Dict[str, Path]:
+def write_report(result: EvaluationResult, output_dir: PathLike) -> dict[str, Path]:
     """Write ``metrics.md``, ``metrics.json``, ``figure.png`` and ``curves.png``.
 
     The JSON holds the table, the sanity rows, the per-class pointing accuracies, the
@@ -220,7 +221,7 @@ def write_report(result: EvaluationResult, output_dir: PathLike) -> Dict[str, Pa
     """
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths: Dict[str, Path] = {}
+    paths: dict[str, Path] = {}
     if result.figure is not None:
         paths["figure"] = write_figure(result, out / "figure.png")
     if result.curves:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -18,14 +18,14 @@ SHAPES_SCORE = "sigmoid"
 
 
 def evaluate_shapes_world(
-    output_dir: Union[str, Path] = "reports/shapes-world",
+    output_dir: str | Path = "reports/shapes-world",
     num_images: int = 50,
     image_size: int = 64,
-    methods: Optional[Sequence[str]] = None,
-    model: Optional[nn.Module] = None,
-    checkpoint: Optional[Union[str, Path]] = None,
+    methods: Sequence[str] | None = None,
+    model: nn.Module | None = None,
+    checkpoint: str | Path | None = None,
     seed: int = 0,
-    device: Union[str, torch.device] = "cpu",
+    device: str | torch.device = "cpu",
     figure_rows: int = 6,
     show_progress: bool = True,
 ) -> EvaluationResult:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import abc
-from typing import Optional
 
 import torch
 from torch import Tensor
@@ -29,9 +28,9 @@ class Filler(abc.ABC):
     def reference(
         self,
         inputs: Tensor,
-        holes: Optional[Tensor] = None,
+        holes: Tensor | None = None,
         *,
-        generator: Optional[torch.Generator] = None,
+        generator: torch.Generator | None = None,
     ) -> Tensor:
         """Return the reference batch ``r`` with the shape of ``inputs``.
 
@@ -47,7 +46,7 @@ class Filler(abc.ABC):
         """
 
     def __call__(
-        self, inputs: Tensor, holes: Tensor, *, generator: Optional[torch.Generator] = None
+        self, inputs: Tensor, holes: Tensor, *, generator: torch.Generator | None = None
     ) -> Tensor:
         """Fill the holes of ``inputs``: ``where(holes, reference, inputs)``.
 
@@ -71,7 +70,7 @@ class Filler(abc.ABC):
         return torch.where(holes, reference, inputs)
 
 
-def check_filler(filler: object, default: Optional[Filler] = None) -> Filler:
+def check_filler(filler: object, default: Filler | None = None) -> Filler:
     """Check a ``filler`` argument; None stands for ``default`` where one is given.
 
     Examples

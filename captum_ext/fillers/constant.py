@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -34,7 +34,7 @@ class Constant(Filler):
     """
 
     def __init__(
-        self, value: Union[float, Sequence[float]] = 0.0, space: Optional[ImageSpace] = None
+        self, value: float | Sequence[float] = 0.0, space: ImageSpace | None = None
     ) -> None:
         self.value = torch.as_tensor(value, dtype=torch.float64).flatten()
         if not bool(torch.isfinite(self.value).all()):

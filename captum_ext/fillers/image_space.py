@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -35,8 +35,8 @@ class ImageSpace:
 
     def __init__(
         self,
-        mean: Union[float, Sequence[float]] = 0.0,
-        std: Union[float, Sequence[float]] = 1.0,
+        mean: float | Sequence[float] = 0.0,
+        std: float | Sequence[float] = 1.0,
     ) -> None:
         self.mean = torch.as_tensor(mean, dtype=torch.float64).flatten()
         self.std = torch.as_tensor(std, dtype=torch.float64).flatten()
@@ -49,7 +49,7 @@ class ImageSpace:
             raise ValueError(f"`std` must be positive, got {self.std.tolist()}")
 
     @classmethod
-    def imagenet(cls) -> "ImageSpace":
+    def imagenet(cls) -> ImageSpace:
         """The ImageNet normalisation used by torchvision's pretrained models."""
         return cls(IMAGENET_MEAN, IMAGENET_STD)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -73,7 +73,7 @@ class Inpaint(Filler):
     needs_holes = True
 
     def __init__(
-        self, inpainter: Inpainter, space: Optional[ImageSpace] = None, check: bool = True
+        self, inpainter: Inpainter, space: ImageSpace | None = None, check: bool = True
     ) -> None:
         if not callable(inpainter):
             raise TypeError(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
-
 import torch
 from torch import Tensor
 
@@ -13,7 +11,7 @@ from captum_ext.fillers.image_space import ImageSpace
 
 
 def random_like(
-    inputs: Tensor, kind: str, generator: Optional[torch.Generator] = None
+    inputs: Tensor, kind: str, generator: torch.Generator | None = None
 ) -> Tensor:
     """Draw ``rand``/``randn`` noise shaped like ``inputs`` from ``generator``.
 
@@ -46,12 +44,12 @@ class UniformNoise(Filler):
     """
 
     def __init__(
-        self, space: Optional[ImageSpace] = None, low: float = 0.0, high: float = 1.0
+        self, space: ImageSpace | None = None, low: float = 0.0, high: float = 1.0
     ) -> None:
         if not high > low:
             raise ValueError(f"`high` must be > `low`, got low={low}, high={high}")
         self.space = space or ImageSpace()
-        self.range: Tuple[float, float] = (float(low), float(high))
+        self.range: tuple[float, float] = (float(low), float(high))
 
     def reference(self, inputs, holes=None, *, generator=None) -> Tensor:
         low, high = self.range
@@ -84,7 +82,7 @@ class GaussianNoise(Filler):
     0.1
     """
 
-    def __init__(self, std: float = 8 / 255, space: Optional[ImageSpace] = None) -> None:
+    def __init__(self, std: float = 8 / 255, space: ImageSpace | None = None) -> None:
         self.std = check_non_negative(std, "std")
         self.space = space or ImageSpace()
 

@@ -7,8 +7,6 @@ does not depend on the holes is called once per image, not once per copy.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import Tensor
 
@@ -24,12 +22,12 @@ class Perturber:
     """
 
     def __init__(
-        self, filler: Filler, inputs: Tensor, generator: Optional[torch.Generator] = None
+        self, filler: Filler, inputs: Tensor, generator: torch.Generator | None = None
     ) -> None:
         self.filler = check_filler(filler)
         self.inputs = inputs
         self.generator = generator
-        self.reference: Optional[Tensor] = None
+        self.reference: Tensor | None = None
         if not filler.needs_holes:
             with torch.no_grad():
                 self.reference = filler.reference(inputs, generator=generator)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator, Tuple
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor
@@ -10,7 +10,7 @@ from torch import Tensor
 from captum_ext._utils.validation import check_inputs, check_mask
 
 
-def check_inpaint_args(images: object, holes: object) -> Tuple[Tensor, Tensor]:
+def check_inpaint_args(images: object, holes: object) -> tuple[Tensor, Tensor]:
     """Validate an inpainter call: ``(N, 3, H, W)`` float pixels in [0, 1], bool holes.
 
     Raises

@@ -48,7 +48,7 @@ class LearnedInpainter(nn.Module):
         self.batch_size = check_positive_int(batch_size, "batch_size")
         self.seed = seed
 
-    def train(self, mode: bool = True) -> "LearnedInpainter":
+    def train(self, mode: bool = True) -> LearnedInpainter:
         # An inpainter is used for inference only: keep the network in eval mode.
         return super().train(False)
 

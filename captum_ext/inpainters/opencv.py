@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 import torch
 from torch import Tensor
@@ -85,7 +83,7 @@ class OpenCVInpainter:
         method: str = "telea",
         radius: int = 3,
         local: bool = True,
-        margin: Optional[int] = None,
+        margin: int | None = None,
         max_local_fraction: float = 0.5,
     ) -> None:
         self.method = check_choice(method, "method", tuple(METHODS))

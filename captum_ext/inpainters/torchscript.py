@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -47,8 +46,8 @@ class TorchScriptInpainter:
 
     def __init__(
         self,
-        model: Union[str, Path, torch.jit.ScriptModule],
-        device: Optional[Union[str, torch.device]] = None,
+        model: str | Path | torch.jit.ScriptModule,
+        device: str | torch.device | None = None,
         batch_size: int = 8,
         pad_to_multiple: int = 8,
     ) -> None:

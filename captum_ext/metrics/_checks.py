@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
-
 import torch
 from torch import Tensor
 
@@ -17,7 +15,7 @@ from captum_ext._utils.validation import (
 
 
 def check_map(
-    value: object, name: str, like: Optional[Tensor] = None, *, like_name: str = "inputs"
+    value: object, name: str, like: Tensor | None = None, *, like_name: str = "inputs"
 ) -> Tensor:
     """Per-pixel map ``(N, 1, H, W)`` from an attribution or map.
 
@@ -49,7 +47,7 @@ def check_map(
 
 
 def check_unit_mask(
-    value: object, name: str, like: Optional[Tensor] = None, *, like_name: str = "masks"
+    value: object, name: str, like: Tensor | None = None, *, like_name: str = "masks"
 ) -> Tensor:
     """A ``(N, 1, H, W)`` float mask with values in [0, 1] (bool masks are converted).
 
@@ -103,7 +101,7 @@ def check_images(inputs: object, name: str = "inputs") -> Tensor:
     return check_inputs(inputs, name)
 
 
-def check_targets(target: TargetLike, inputs: Tensor, num_classes: Optional[int] = None) -> Tensor:
+def check_targets(target: TargetLike, inputs: Tensor, num_classes: int | None = None) -> Tensor:
     """Captum-style ``target`` as a ``(N,)`` long tensor on the inputs' device."""
     return format_target(target, inputs.shape[0], num_classes, inputs.device)
 
@@ -143,7 +141,7 @@ def label_matrix(labels: Tensor, num_classes: int, name: str = "labels") -> Tens
     return torch.nn.functional.one_hot(labels, num_classes).bool()
 
 
-def check_fraction(value: object, name: str, *, closed: Tuple[bool, bool] = (True, True)) -> float:
+def check_fraction(value: object, name: str, *, closed: tuple[bool, bool] = (True, True)) -> float:
     """A real number in [0, 1] (open ends where ``closed`` says so)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"`{name}` must be a number, got {type(value).__name__}")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -23,7 +24,7 @@ def reference_entropy(
     *,
     batch_size: int = 256,
     additional_forward_args: Any = None,
-    generator: Optional[torch.Generator] = None,
+    generator: torch.Generator | None = None,
     show_progress: bool = False,
 ) -> Tensor:
     """Entropy (nats) of the softmax prediction on each input's reference image.

@@ -8,7 +8,8 @@ exactly; ``docs/metrics.md`` says what is followed and the one scaling rule adde
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -33,7 +34,7 @@ REFERENCE_SIZE = 224
 
 
 def scaled_tolerance(
-    image_size: Union[int, Sequence[int]],
+    image_size: int | Sequence[int],
     tolerance: float = POINTING_TOLERANCE,
     reference_size: int = REFERENCE_SIZE,
 ) -> int:
@@ -76,8 +77,8 @@ def scaled_tolerance(
 
 
 def _check_boxes(
-    boxes: object, box_labels: Optional[object], target: TargetLike, maps: Tensor
-) -> Tuple[Tensor, Tensor]:
+    boxes: object, box_labels: object | None, target: TargetLike, maps: Tensor
+) -> tuple[Tensor, Tensor]:
     """``(N, M, 4)`` boxes and the ``(N, M)`` bool mask of those of the target class."""
     if not isinstance(boxes, Tensor):
         raise TypeError(f"`boxes` must be a torch.Tensor, got {type(boxes).__name__}")
@@ -115,11 +116,11 @@ def _check_boxes(
 def pointing_game(
     attributions: Tensor,
     *,
-    masks: Optional[Tensor] = None,
-    boxes: Optional[Tensor] = None,
-    box_labels: Optional[Tensor] = None,
+    masks: Tensor | None = None,
+    boxes: Tensor | None = None,
+    box_labels: Tensor | None = None,
     target: TargetLike = None,
-    tolerance: Optional[float] = None,
+    tolerance: float | None = None,
 ) -> Tensor:
     """Pointing game (Zhang et al. 2016) as TorchRay plays it: is the map's maximum on the object?
 
@@ -302,7 +303,7 @@ def localization_error(
     attributions: Tensor,
     boxes: Tensor,
     *,
-    box_labels: Optional[Tensor] = None,
+    box_labels: Tensor | None = None,
     target: TargetLike = None,
     alpha: float = 0.5,
     iou_threshold: float = 0.5,
@@ -351,11 +352,11 @@ def choose_alpha(
     attributions: Tensor,
     boxes: Tensor,
     *,
-    box_labels: Optional[Tensor] = None,
+    box_labels: Tensor | None = None,
     target: TargetLike = None,
-    alphas: Optional[Sequence[float]] = None,
+    alphas: Sequence[float] | None = None,
     iou_threshold: float = 0.5,
-) -> Tuple[float, Tensor]:
+) -> tuple[float, Tensor]:
     """The threshold ``alpha`` with the lowest mean localisation error on held-out maps.
 
     Parameters

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -25,13 +26,13 @@ def class_masking_matrix(
     class_masks: Tensor,
     labels: Tensor,
     *,
-    classes: Optional[Sequence[int]] = None,
+    classes: Sequence[int] | None = None,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-    filler: Optional[Filler] = None,
+    filler: Filler | None = None,
     score: str = "softmax",
     batch_size: int = 256,
     additional_forward_args: Any = None,
-    generator: Optional[torch.Generator] = None,
+    generator: torch.Generator | None = None,
     show_progress: bool = False,
 ) -> Tensor:
     """Mean target score when images are masked with each class's thresholded mask.

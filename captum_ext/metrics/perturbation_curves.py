@@ -6,7 +6,8 @@ Models", BMVC 2018, <https://arxiv.org/abs/1806.07421>.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -71,12 +72,12 @@ def _curve(
     inputs: Tensor,
     attributions: Tensor,
     target: TargetLike,
-    filler: Optional[Filler],
+    filler: Filler | None,
     steps: int,
     score: str,
     batch_size: int,
     additional_forward_args: Any,
-    generator: Optional[torch.Generator],
+    generator: torch.Generator | None,
     show_progress: bool,
 ) -> Curve:
     inputs = check_images(inputs)
@@ -121,12 +122,12 @@ def deletion_curve(
     attributions: Tensor,
     target: TargetLike,
     *,
-    filler: Optional[Filler] = None,
+    filler: Filler | None = None,
     steps: int = DEFAULT_STEPS,
     score: str = "softmax",
     batch_size: int = 256,
     additional_forward_args: Any = None,
-    generator: Optional[torch.Generator] = None,
+    generator: torch.Generator | None = None,
     show_progress: bool = False,
 ) -> Curve:
     """Deletion curve: remove the most important pixels first, track the target score.
@@ -202,12 +203,12 @@ def insertion_curve(
     attributions: Tensor,
     target: TargetLike,
     *,
-    filler: Optional[Filler] = None,
+    filler: Filler | None = None,
     steps: int = DEFAULT_STEPS,
     score: str = "softmax",
     batch_size: int = 256,
     additional_forward_args: Any = None,
-    generator: Optional[torch.Generator] = None,
+    generator: torch.Generator | None = None,
     show_progress: bool = False,
 ) -> Curve:
     """Insertion curve: start from the substrate, insert the most important pixels first.

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional, Tuple
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -41,7 +42,7 @@ def log_probabilities(outputs: Tensor, score: str) -> Tensor:
     return F.log_softmax(outputs, dim=1) if score == "softmax" else F.logsigmoid(outputs)
 
 
-def crop_and_resize(images: Tensor, boxes: Tensor, size: Tuple[int, int]) -> Tensor:
+def crop_and_resize(images: Tensor, boxes: Tensor, size: tuple[int, int]) -> Tensor:
     """Crop each image to its box and resize the crop (bilinear), batched.
 
     Equal to ``F.interpolate(image[..., y0:y1, x0:x1], size, mode="bilinear",
@@ -172,12 +173,12 @@ def mask_saliency(
     masks: Tensor,
     labels: Any,
     *,
-    filler: Optional[Filler] = None,
+    filler: Filler | None = None,
     score: str = "softmax",
     min_area: float = MIN_AREA,
     batch_size: int = 256,
     additional_forward_args: Any = None,
-    generator: Optional[torch.Generator] = None,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
     """Mask saliency of Stalder et al. eq. 9: ``log(max(A(m), 0.05)) - log sum_{c in Y} p_c``.
 

@@ -14,8 +14,6 @@ masks and the ground truth itself (:func:`sanity_masks`, :func:`sanity_rows`).
 
 from __future__ import annotations
 
-from typing import Dict, Optional
-
 import torch
 from torch import Tensor
 
@@ -24,7 +22,7 @@ from captum_ext.metrics._checks import check_unit_mask, check_valid
 SANITY_VALUES = {"0": 0.0, "0.5": 0.5, "1": 1.0}
 
 
-def _prepare(masks: Tensor, ground_truth: Tensor, valid: Optional[Tensor]):
+def _prepare(masks: Tensor, ground_truth: Tensor, valid: Tensor | None):
     masks = check_unit_mask(masks, "masks")
     gt = check_unit_mask(ground_truth, "ground_truth", masks).to(masks.dtype)
     weight = torch.ones_like(masks) if valid is None else check_valid(valid, masks).to(masks.dtype)
@@ -42,7 +40,7 @@ def _mean(values: Tensor, weight: Tensor) -> Tensor:
     return (values * weight).sum(dim=(1, 2, 3)) / _valid_count(weight)
 
 
-def soft_accuracy(masks: Tensor, ground_truth: Tensor, valid: Optional[Tensor] = None) -> Tensor:
+def soft_accuracy(masks: Tensor, ground_truth: Tensor, valid: Tensor | None = None) -> Tensor:
     """Pixel accuracy of a continuous mask, ``mean(m * g + (1 - m) * (1 - g))`` per image.
 
     Parameters
@@ -70,7 +68,7 @@ def soft_accuracy(masks: Tensor, ground_truth: Tensor, valid: Optional[Tensor] =
     return _mean(m * g + (1 - m) * (1 - g), weight)
 
 
-def continuous_iou(masks: Tensor, ground_truth: Tensor, valid: Optional[Tensor] = None) -> Tensor:
+def continuous_iou(masks: Tensor, ground_truth: Tensor, valid: Tensor | None = None) -> Tensor:
     """Continuous IoU ``sum(min(m, g)) / sum(max(m, g))`` per image (1 when both are empty).
 
     Arguments as :func:`soft_accuracy`.
@@ -89,7 +87,7 @@ def continuous_iou(masks: Tensor, ground_truth: Tensor, valid: Optional[Tensor] 
 
 
 def mean_absolute_error(
-    masks: Tensor, ground_truth: Tensor, valid: Optional[Tensor] = None
+    masks: Tensor, ground_truth: Tensor, valid: Tensor | None = None
 ) -> Tensor:
     """Mean absolute error ``mean(|m - g|)`` per image. Arguments as :func:`soft_accuracy`.
 
@@ -104,8 +102,8 @@ def mean_absolute_error(
 
 
 def segmentation_scores(
-    masks: Tensor, ground_truth: Tensor, valid: Optional[Tensor] = None
-) -> Dict[str, Tensor]:
+    masks: Tensor, ground_truth: Tensor, valid: Tensor | None = None
+) -> dict[str, Tensor]:
     """Soft accuracy, continuous IoU and MAE at once: ``{"accuracy", "iou", "mae"}`` -> ``(N,)``.
 
     Examples
@@ -121,7 +119,7 @@ def segmentation_scores(
     }
 
 
-def sanity_masks(ground_truth: Tensor) -> Dict[str, Tensor]:
+def sanity_masks(ground_truth: Tensor) -> dict[str, Tensor]:
     """The masks of Stalder et al.'s sanity rows: ``"0"``, ``"0.5"``, ``"1"`` and ``"G.T."``.
 
     Returns
@@ -141,8 +139,8 @@ def sanity_masks(ground_truth: Tensor) -> Dict[str, Tensor]:
 
 
 def sanity_rows(
-    ground_truth: Tensor, valid: Optional[Tensor] = None
-) -> Dict[str, Dict[str, Tensor]]:
+    ground_truth: Tensor, valid: Tensor | None = None
+) -> dict[str, dict[str, Tensor]]:
     """:func:`segmentation_scores` of every :func:`sanity_masks` entry.
 
     Returns

@@ -12,7 +12,7 @@ Maps are compared as given; normalise them first
 from __future__ import annotations
 
 import itertools
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -101,7 +101,7 @@ def map_ssim(
     return ssim.mean(dim=(1, 2, 3)).to(a.dtype)
 
 
-def hog_features(maps: Tensor, pixels_per_cell: Optional[int] = None) -> Tensor:
+def hog_features(maps: Tensor, pixels_per_cell: int | None = None) -> Tensor:
     """HOG descriptors ``(N, D)`` of ``(N, 1, H, W)`` maps (``skimage.feature.hog``).
 
     9 orientations, 3 x 3 cells per block, L2-Hys. ``pixels_per_cell`` defaults to
@@ -131,7 +131,7 @@ def hog_features(maps: Tensor, pixels_per_cell: Optional[int] = None) -> Tensor:
     return torch.from_numpy(features).to(maps.device)
 
 
-def hog_pearson(maps_a: Tensor, maps_b: Tensor, *, pixels_per_cell: Optional[int] = None) -> Tensor:
+def hog_pearson(maps_a: Tensor, maps_b: Tensor, *, pixels_per_cell: int | None = None) -> Tensor:
     """Pearson correlation of the HOG features of two batches of maps, ``(N,)``.
 
     NaN where a descriptor is constant (e.g. a flat map), as ``scipy.stats.pearsonr``.

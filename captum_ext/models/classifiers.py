@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Dict, Optional, Union
 
 import torch
 from torch import nn
 from torchvision.models import resnet50, vgg16
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 
 
-def read_state_dict(path: PathLike, prefix: Optional[str] = None) -> Dict[str, torch.Tensor]:
+def read_state_dict(path: PathLike, prefix: str | None = None) -> dict[str, torch.Tensor]:
     """Read a state dict from a file with ``torch.load(weights_only=True)``.
 
     Accepts a plain state dict, a captum-ext weights file (``{"config", "state_dict"}``)
@@ -34,7 +34,7 @@ def read_state_dict(path: PathLike, prefix: Optional[str] = None) -> Dict[str, t
 
 
 def _torchvision(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    def build(num_classes: int, checkpoint: Optional[PathLike], prefix: Optional[str]) -> nn.Module:
+    def build(num_classes: int, checkpoint: PathLike | None, prefix: str | None) -> nn.Module:
         if checkpoint is None:
             raise ValueError(
                 "`classifier_checkpoint` is required for a torchvision classifier: the "
@@ -47,7 +47,7 @@ def _torchvision(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     return build
 
 
-def _shapes(num_classes: int, checkpoint: Optional[PathLike], prefix: Optional[str]) -> nn.Module:
+def _shapes(num_classes: int, checkpoint: PathLike | None, prefix: str | None) -> nn.Module:
     from captum_ext.models.pretrained import load_shapes_classifier
 
     model = load_shapes_classifier(checkpoint)
@@ -60,7 +60,7 @@ def _shapes(num_classes: int, checkpoint: Optional[PathLike], prefix: Optional[s
 
 
 #: Classifier name -> builder ``f(num_classes, checkpoint, prefix)``.
-CLASSIFIERS: Dict[str, Callable[..., nn.Module]] = {
+CLASSIFIERS: dict[str, Callable[..., nn.Module]] = {
     "shapes": _shapes,
     "vgg16": _torchvision(vgg16),
     "resnet50": _torchvision(resnet50),
@@ -68,7 +68,7 @@ CLASSIFIERS: Dict[str, Callable[..., nn.Module]] = {
 
 
 def build_classifier(
-    name: str, num_classes: int, checkpoint: Optional[PathLike] = None, prefix: Optional[str] = None
+    name: str, num_classes: int, checkpoint: PathLike | None = None, prefix: str | None = None
 ) -> nn.Module:
     """Rebuild a trained classifier, in eval mode.
 

@@ -9,8 +9,9 @@ network from the small ``config`` dict stored in checkpoints.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional, Union
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +19,7 @@ from torch import Tensor, nn
 
 from captum_ext._utils.validation import check_positive_int
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 
 
 def segmentation_logits(outputs: object, size: tuple[int, int]) -> Tensor:
@@ -70,7 +71,7 @@ class SegmentationExplainer(nn.Module):
     torch.Size([2, 5, 16, 16])
     """
 
-    def __init__(self, net: nn.Module, config: Optional[Dict[str, Any]] = None) -> None:
+    def __init__(self, net: nn.Module, config: dict[str, Any] | None = None) -> None:
         super().__init__()
         if not isinstance(net, nn.Module):
             raise TypeError(f"`net` must be an nn.Module, got {type(net).__name__}")
@@ -132,7 +133,7 @@ class UNet(nn.Module):
         width: int = 32,
         depth: int = 3,
         in_channels: int = 3,
-        mask_prior: Optional[float] = None,
+        mask_prior: float | None = None,
     ) -> None:
         super().__init__()
         check_positive_int(num_classes, "num_classes")
@@ -185,7 +186,7 @@ def _load_backbone(backbone: nn.Module, path: PathLike, drop_prefixes: tuple, st
 
 
 def deeplabv3_resnet50_explainer(
-    num_classes: int, weights_backbone: Optional[PathLike] = None
+    num_classes: int, weights_backbone: PathLike | None = None
 ) -> nn.Module:
     """The paper's Explainer: torchvision ``deeplabv3_resnet50`` trained from scratch.
 
@@ -209,7 +210,7 @@ def deeplabv3_resnet50_explainer(
 
 
 def lraspp_mobilenet_v3_large_explainer(
-    num_classes: int, weights_backbone: Optional[PathLike] = None
+    num_classes: int, weights_backbone: PathLike | None = None
 ) -> nn.Module:
     """A light Explainer: torchvision ``lraspp_mobilenet_v3_large``.
 
@@ -229,14 +230,14 @@ def lraspp_mobilenet_v3_large_explainer(
 
 
 def unet_explainer(
-    num_classes: int, width: int = 32, depth: int = 3, mask_prior: Optional[float] = None
+    num_classes: int, width: int = 32, depth: int = 3, mask_prior: float | None = None
 ) -> nn.Module:
     """The built-in :class:`UNet`, for CPU work."""
     return UNet(num_classes, width=width, depth=depth, mask_prior=mask_prior)
 
 
 #: Architecture name -> factory ``f(num_classes, **kwargs) -> nn.Module``.
-ARCHITECTURES: Dict[str, Callable[..., nn.Module]] = {
+ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "deeplabv3_resnet50": deeplabv3_resnet50_explainer,
     "lraspp_mobilenet_v3_large": lraspp_mobilenet_v3_large_explainer,
     "unet": unet_explainer,
@@ -275,12 +276,12 @@ def build_explainer_net(
     return SegmentationExplainer(net, config)
 
 
-def _strip_prefix(state_dict: Mapping[str, Tensor], prefix: str) -> Dict[str, Tensor]:
+def _strip_prefix(state_dict: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:
     return {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
 
 
 def load_explainer_net(
-    path: PathLike, net: Optional[nn.Module] = None, map_location: Union[str, torch.device] = "cpu"
+    path: PathLike, net: nn.Module | None = None, map_location: str | torch.device = "cpu"
 ) -> SegmentationExplainer:
     """Load an Explainer network from a file (``torch.load(weights_only=True)``).
 
@@ -309,7 +310,7 @@ def load_explainer_net(
     payload = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(payload, dict):
         raise ValueError(f"{path} does not hold a state dict or checkpoint")
-    config: Optional[Dict[str, Any]] = None
+    config: dict[str, Any] | None = None
     if "state_dict" in payload and "hyper_parameters" in payload:  # Lightning checkpoint
         hp = payload["hyper_parameters"]
         config = {"arch": hp["arch"], "num_classes": hp["num_classes"], **(hp.get("arch_kwargs") or {})}

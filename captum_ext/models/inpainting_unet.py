@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -110,7 +110,7 @@ class InpaintingUNet(nn.Module):
         self.head = nn.Conv2d(max(8, width // 2), 3, 3, padding=1)
 
     def forward(
-        self, images: Tensor, holes: Tensor, generator: Optional[torch.Generator] = None
+        self, images: Tensor, holes: Tensor, generator: torch.Generator | None = None
     ) -> Tensor:
         """Predict the full image ``(N, 3, H, W)`` in [0, 1] (callers keep the valid pixels).
 

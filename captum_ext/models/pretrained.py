@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from importlib.resources import files
 from pathlib import Path
-from typing import Optional, Union
 
 import torch
 
@@ -13,10 +12,10 @@ from captum_ext.models.inpainting_unet import InpaintingUNet
 from captum_ext.models.shapes_classifier import ShapesClassifier
 from captum_ext.models.weights import load_weights
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 
 
-def checkpoint_path(name: str, checkpoint_dir: Optional[PathLike] = None) -> Path:
+def checkpoint_path(name: str, checkpoint_dir: PathLike | None = None) -> Path:
     """Path of a shipped checkpoint, e.g. ``checkpoint_path("shapes_classifier")``.
 
     Parameters
@@ -49,10 +48,10 @@ SHAPES_CLASSIFIERS = ("shapes_classifier",)
 
 
 def load_shapes_classifier(
-    path: Optional[PathLike] = None,
-    device: Union[str, torch.device] = "cpu",
+    path: PathLike | None = None,
+    device: str | torch.device = "cpu",
     *,
-    checkpoint_dir: Optional[PathLike] = None,
+    checkpoint_dir: PathLike | None = None,
 ) -> ShapesClassifier:
     """A trained shapes-world classifier, in eval mode.
 
@@ -89,11 +88,11 @@ def load_shapes_classifier(
 
 
 def load_shapes_explainer(
-    path: Optional[PathLike] = None,
-    device: Union[str, torch.device] = "cpu",
+    path: PathLike | None = None,
+    device: str | torch.device = "cpu",
     variant: str = "explainer",
     *,
-    checkpoint_dir: Optional[PathLike] = None,
+    checkpoint_dir: PathLike | None = None,
 ):
     """The trained shapes-world Explainer network, in eval mode.
 
@@ -133,12 +132,12 @@ def load_shapes_explainer(
 
 
 def load_shapes_inpainter(
-    path: Optional[PathLike] = None,
-    device: Union[str, torch.device] = "cpu",
+    path: PathLike | None = None,
+    device: str | torch.device = "cpu",
     batch_size: int = 256,
     seed: int = 0,
     *,
-    checkpoint_dir: Optional[PathLike] = None,
+    checkpoint_dir: PathLike | None = None,
 ) -> LearnedInpainter:
     """The learned inpainter trained on shapes-world backgrounds, ready to plug into ``Inpaint``.
 

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Dict, Type
-
 from torch import Tensor, nn
 
 from captum_ext._utils.validation import check_choice
 
 #: The activations the classifier can be built with (none has parameters, so the same
 #: state dict loads into every variant).
-ACTIVATIONS: Dict[str, Type[nn.Module]] = {"relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU}
+ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU}
 
 
-def _block(in_channels: int, out_channels: int, activation: Type[nn.Module]) -> nn.Sequential:
+def _block(in_channels: int, out_channels: int, activation: type[nn.Module]) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
         nn.BatchNorm2d(out_channels),

@@ -8,13 +8,13 @@ never imports the training code or Lightning.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, Union
+from typing import Any
 
 import torch
 
 
 def save_weights(
-    path: Union[str, Path], config: Dict[str, Any], state_dict: Dict[str, Any]
+    path: str | Path, config: dict[str, Any], state_dict: dict[str, Any]
 ) -> Path:
     """Save ``{"config", "state_dict"}`` loadable with ``torch.load(weights_only=True)``.
 
@@ -39,7 +39,7 @@ def save_weights(
     return path
 
 
-def load_weights(path: Union[str, Path]) -> Dict[str, Any]:
+def load_weights(path: str | Path) -> dict[str, Any]:
     """Load a file written by :func:`save_weights` (``weights_only=True``), float32 tensors."""
     payload = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(payload, dict) or "state_dict" not in payload:

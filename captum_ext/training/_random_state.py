@@ -10,7 +10,7 @@ stay loadable with ``weights_only=True``).
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule
@@ -21,7 +21,7 @@ TORCH_KEY = "torch_rng_state"
 CUDA_KEY = "cuda_rng_states"
 
 
-def save_random_state(checkpoint: Dict[str, Any], generator: torch.Generator) -> None:
+def save_random_state(checkpoint: dict[str, Any], generator: torch.Generator) -> None:
     """Store ``generator``'s state and torch's global (CPU and CUDA) states in ``checkpoint``.
 
     Examples
@@ -38,7 +38,7 @@ def save_random_state(checkpoint: Dict[str, Any], generator: torch.Generator) ->
 
 
 def load_random_state(
-    module: LightningModule, checkpoint: Dict[str, Any], generator: torch.Generator
+    module: LightningModule, checkpoint: dict[str, Any], generator: torch.Generator
 ) -> None:
     """Restore what :func:`save_random_state` stored.
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -10,7 +10,7 @@ import torch
 
 def adamw_one_cycle(
     module: pl.LightningModule, lr: float, weight_decay: float, pct_start: float
-) -> Dict[str, Any]:
+) -> dict[str, Any]:
     """AdamW over ``module``'s parameters with a per-step one-cycle schedule peaking at ``lr``.
 
     The return value is what ``configure_optimizers`` returns; the schedule spans

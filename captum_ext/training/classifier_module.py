@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -68,7 +68,7 @@ class ClassifierModule(LightningModule):
         weight_decay: float = 1e-4,
         robust_p: float = 0.5,
         null_p: float = 0.1,
-        dilation: Optional[int] = None,
+        dilation: int | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -79,14 +79,14 @@ class ClassifierModule(LightningModule):
         self.val_object_only = MultilabelExactMatch(num_labels=num_classes)
         self.val_null = MultilabelExactMatch(num_labels=num_classes)
 
-    def export_config(self) -> Dict[str, Any]:
+    def export_config(self) -> dict[str, Any]:
         """Arguments that rebuild :attr:`model`."""
         return {"num_classes": self.hparams.num_classes, "width": self.hparams.width}
 
-    def on_save_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         save_random_state(checkpoint, self.generator)
 
-    def on_load_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         load_random_state(self, checkpoint, self.generator)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -101,7 +101,7 @@ class ClassifierModule(LightningModule):
             return self.hparams.dilation
         return default_dilation(images.shape[-1])
 
-    def training_step(self, batch: Dict[str, Any], batch_idx: int) -> Tensor:
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         images, labels, masks = batch["image"], batch["labels"], batch["masks"]
         images, labels = keep_random_objects(
             images, labels, masks, self.hparams.robust_p, self._radius(images), self.generator
@@ -117,7 +117,7 @@ class ClassifierModule(LightningModule):
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
-    def validation_step(self, batch: Dict[str, Any], batch_idx: int) -> None:
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         images, labels, masks = batch["image"], batch["labels"], batch["masks"]
         logits = self(images)
         keep = dilate(masks.amax(dim=1, keepdim=True), self._radius(images))
@@ -133,5 +133,5 @@ class ClassifierModule(LightningModule):
         self.log("val/object_only_exact_match", self.val_object_only, prog_bar=True)
         self.log("val/null_no_label", self.val_null)
 
-    def configure_optimizers(self) -> Dict[str, Any]:
+    def configure_optimizers(self) -> dict[str, Any]:
         return adamw_one_cycle(self, self.hparams.lr, self.hparams.weight_decay, pct_start=0.15)

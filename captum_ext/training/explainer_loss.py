@@ -13,7 +13,7 @@ terms whose ``"loss"`` entry is the total.
 from __future__ import annotations
 
 import math
-from typing import Callable, Dict, Optional, Tuple
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -30,7 +30,7 @@ Classifier = Callable[[Tensor], Tensor]
 
 
 # --------------------------------------------------------------------------- masks
-def aggregate_masks(class_masks: Tensor, labels: Tensor) -> Tuple[Tensor, Tensor]:
+def aggregate_masks(class_masks: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
     """Target mask ``m = max_{c in Y} s_c`` and non-target mask ``n = max_{c not in Y} s_c``.
 
     Parameters
@@ -225,7 +225,7 @@ def class_specific_loss(
     class_masks: Tensor,
     classifier: Classifier,
     filler: Filler,
-    generator: Optional[torch.Generator] = None,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
     """Each target channel alone keeps its class and nothing else, ``(N,)``.
 
@@ -276,7 +276,7 @@ def class_specific_loss(
     return totals / counts.clamp_min(1.0)
 
 
-def _zero_terms(mask_logits: Tensor, names: Tuple[str, ...]) -> Dict[str, Tensor]:
+def _zero_terms(mask_logits: Tensor, names: tuple[str, ...]) -> dict[str, Tensor]:
     # Keeps the graph connected (a valid backward) for a batch without any target.
     zero = mask_logits.sum() * 0.0
     return {name: zero for name in ("loss",) + names}
@@ -289,7 +289,7 @@ class MaskLoss(nn.Module):
     weighted terms (names in :attr:`TERMS`) and their sum under ``"loss"``.
     """
 
-    TERMS: Tuple[str, ...] = ()
+    TERMS: tuple[str, ...] = ()
 
     def forward(
         self,
@@ -297,8 +297,8 @@ class MaskLoss(nn.Module):
         labels: Tensor,
         mask_logits: Tensor,
         classifier: Classifier,
-        generator: Optional[torch.Generator] = None,
-    ) -> Dict[str, Tensor]:
+        generator: torch.Generator | None = None,
+    ) -> dict[str, Tensor]:
         raise NotImplementedError
 
 
@@ -357,7 +357,7 @@ class ExplainerLoss(MaskLoss):
         min_area: float = 0.05,
         max_area: float = 0.3,
         bound_reduction: str = "mean",
-        filler: Optional[Filler] = None,
+        filler: Filler | None = None,
         l_c: float = 0.0,
     ) -> None:
         super().__init__()
@@ -387,8 +387,8 @@ class ExplainerLoss(MaskLoss):
         labels: Tensor,
         mask_logits: Tensor,
         classifier: Classifier,
-        generator: Optional[torch.Generator] = None,
-    ) -> Dict[str, Tensor]:
+        generator: torch.Generator | None = None,
+    ) -> dict[str, Tensor]:
         """Loss terms (already weighted) and their sum under ``"loss"``.
 
         Parameters
@@ -448,7 +448,7 @@ class ExplainerLoss(MaskLoss):
 
 
 def color_noise(
-    images: Tensor, std: float = 0.11, offset: float = 0.33, generator: Optional[torch.Generator] = None
+    images: Tensor, std: float = 0.11, offset: float = 0.33, generator: torch.Generator | None = None
 ) -> Tensor:
     """RTIS's colour alternative: Gaussian noise (``std``) plus a per-channel offset ``U(-offset, offset)``.
 
@@ -515,7 +515,7 @@ class RTISLoss(MaskLoss):
         self.noise_std = check_non_negative(noise_std, "noise_std")
         self.noise_offset = check_non_negative(noise_offset, "noise_offset")
 
-    def alternative(self, images: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
+    def alternative(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """The batch's alternative image: blurred or colour noise (one coin flip per batch)."""
         coin = torch.rand((), generator=generator, device=generator.device if generator else "cpu")
         if float(coin) < 0.5:
@@ -528,8 +528,8 @@ class RTISLoss(MaskLoss):
         labels: Tensor,
         mask_logits: Tensor,
         classifier: Classifier,
-        generator: Optional[torch.Generator] = None,
-    ) -> Dict[str, Tensor]:
+        generator: torch.Generator | None = None,
+    ) -> dict[str, Tensor]:
         """Loss terms (weighted) and their sum under ``"loss"``; arguments as :class:`ExplainerLoss`."""
         _check_batch(images, labels, mask_logits)
         keep = (labels > 0.5).any(dim=1)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -123,12 +124,12 @@ class ExplainerModule(LightningModule):
     def __init__(
         self,
         num_classes: int = 20,
-        classifier: Union[str, nn.Module] = "vgg16",
-        classifier_checkpoint: Optional[str] = None,
-        classifier_prefix: Optional[str] = None,
+        classifier: str | nn.Module = "vgg16",
+        classifier_checkpoint: str | None = None,
+        classifier_prefix: str | None = None,
         arch: str = "deeplabv3_resnet50",
-        arch_kwargs: Optional[Dict[str, Any]] = None,
-        loss: Optional[MaskLoss] = None,
+        arch_kwargs: dict[str, Any] | None = None,
+        loss: MaskLoss | None = None,
         lr: float = 1e-5,
         weight_decay: float = 0.0,
         lr_schedule: str = "constant",
@@ -164,20 +165,20 @@ class ExplainerModule(LightningModule):
         self._collapse_warned = False
 
     # ---------------------------------------------------------------- frozen classifier
-    def train(self, mode: bool = True) -> "ExplainerModule":
+    def train(self, mode: bool = True) -> ExplainerModule:
         """Set the Explainer's mode; the classifier always stays in eval mode."""
         super().train(mode)
         self.classifier.eval()
         return self
 
-    def on_save_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # The classifier is frozen and rebuilt from its own weights file: keep it out.
         checkpoint["state_dict"] = {
             k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("classifier.")
         }
         save_random_state(checkpoint, self.generator)
 
-    def on_load_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["state_dict"].update(
             {f"classifier.{k}": v for k, v in self.classifier.state_dict().items()}
         )
@@ -188,11 +189,11 @@ class ExplainerModule(LightningModule):
         """Explainer logits ``(N, K, H, W)``."""
         return self.model(images)
 
-    def export_config(self) -> Dict[str, Any]:
+    def export_config(self) -> dict[str, Any]:
         """Arguments of :func:`~captum_ext.models.explainer_nets.build_explainer_net`."""
         return dict(self.model.config)
 
-    def _unpack(self, batch: Any) -> Tuple[Tensor, Tensor, Dict[str, Any]]:
+    def _unpack(self, batch: Any) -> tuple[Tensor, Tensor, dict[str, Any]]:
         """Images, ``(N, K)`` float multi-hot labels, and the batch as a dict (extras)."""
         if isinstance(batch, dict):
             return batch["image"], batch["labels"], batch
@@ -244,7 +245,7 @@ class ExplainerModule(LightningModule):
             )
         return terms["loss"]
 
-    def _mask_scores(self, batch: Dict[str, Any], mask_logits: Tensor, stage: str) -> Dict[str, Any]:
+    def _mask_scores(self, batch: dict[str, Any], mask_logits: Tensor, stage: str) -> dict[str, Any]:
         """IoU and pointing of each (image, present class) mask against its ground truth."""
         gt = batch["masks"]
         present = (batch["labels"] > 0.5) & (gt.flatten(2).amax(dim=2) > 0.5)
@@ -266,7 +267,7 @@ class ExplainerModule(LightningModule):
     # ---------------------------------------------------------------- mask collapse
     def _collapse_scores(
         self, mask_logits: Tensor, labels: Tensor, stage: str
-    ) -> Dict[str, Tensor]:
+    ) -> dict[str, Tensor]:
         """``mask_std`` and ``mask_collapse`` of the (image, target class) masks."""
         img, cls = (labels > 0.5).nonzero(as_tuple=True)
         if img.numel() == 0:
@@ -328,7 +329,7 @@ class ExplainerModule(LightningModule):
     def on_validation_epoch_end(self) -> None:
         if not self._ratio_parts:
             return
-        images, labels, masks = (torch.cat(part) for part in zip(*self._ratio_parts))
+        images, labels, masks = (torch.cat(part) for part in zip(*self._ratio_parts, strict=False))
         self._ratio_parts = []
         matrix = class_masking_matrix(self.classifier, images, masks, labels, score="softmax")
         self.log("val/class_ratio", masking_matrix_ratio(matrix), sync_dist=True)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule, Trainer
 
 
-def trained_state_dict(trainer: Trainer, module: LightningModule) -> Dict[str, Any]:
+def trained_state_dict(trainer: Trainer, module: LightningModule) -> dict[str, Any]:
     """The weights of ``module.model`` to export after ``fit``.
 
     When a ``ModelCheckpoint`` tracked a best model, its weights (those of the

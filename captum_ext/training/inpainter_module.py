@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule
@@ -67,7 +68,7 @@ class InpainterModule(LightningModule):
         self.model = InpaintingUNet(width, depth, tuple(dilations), noise_channels)
         self.generator = torch.Generator().manual_seed(seed)
 
-    def export_config(self) -> Dict[str, Any]:
+    def export_config(self) -> dict[str, Any]:
         """Arguments that rebuild :attr:`model`."""
         hp = self.hparams
         return {
@@ -80,10 +81,10 @@ class InpainterModule(LightningModule):
     def forward(self, images: Tensor, holes: Tensor) -> Tensor:
         return self.model(images, holes, generator=self.generator)
 
-    def on_save_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         save_random_state(checkpoint, self.generator)
 
-    def on_load_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         load_random_state(self, checkpoint, self.generator)
 
     def on_fit_start(self) -> None:
@@ -91,8 +92,8 @@ class InpainterModule(LightningModule):
         self.model.to(memory_format=torch.channels_last)
 
     def _losses(
-        self, batch: Dict[str, Any], generator: Optional[torch.Generator] = None
-    ) -> Dict[str, Tensor]:
+        self, batch: dict[str, Any], generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
         images, holes = batch["image"], batch["holes"].to(batch["image"].dtype)
         generator = self.generator if generator is None else generator
         prediction = self.model(images, holes, generator=generator)
@@ -113,18 +114,18 @@ class InpainterModule(LightningModule):
         ).clamp_min(1e-8)
         return losses
 
-    def training_step(self, batch: Dict[str, Any], batch_idx: int) -> Tensor:
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         losses = self._losses(batch)
         self.log_dict({f"train/{k}": v for k, v in losses.items() if k != "loss"})
         self.log("train/loss", losses["loss"], prog_bar=True)
         return losses["loss"]
 
-    def validation_step(self, batch: Dict[str, Any], batch_idx: int) -> None:
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         # Noise from a generator of its own: reproducible, and the training stream is
         # the same however often validation runs.
         losses = self._losses(batch, torch.Generator().manual_seed(batch_idx))
         self.log_dict({f"val/{k}": v for k, v in losses.items() if k != "loss"})
         self.log("val/loss", losses["loss"], prog_bar=True)
 
-    def configure_optimizers(self) -> Dict[str, Any]:
+    def configure_optimizers(self) -> dict[str, Any]:
         return adamw_one_cycle(self, self.hparams.lr, self.hparams.weight_decay, pct_start=0.1)

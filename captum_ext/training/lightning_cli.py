@@ -11,7 +11,7 @@ from __future__ import annotations
 import warnings
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Type, Union
+from typing import Any
 
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -29,9 +29,9 @@ def preset_path(name: str) -> Path:
     return path
 
 
-def expand_presets(argv: List[str]) -> List[str]:
+def expand_presets(argv: list[str]) -> list[str]:
     """Replace ``--preset NAME`` by ``--config <shipped NAME.yaml>``."""
-    out: List[str] = []
+    out: list[str] = []
     i = 0
     while i < len(argv):
         arg = argv[i]
@@ -53,23 +53,23 @@ class TrainingCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument(
             "--export",
-            type=Optional[str],
+            type=str | None,
             default=None,
             help="After training, write the network's weights (best checkpoint if any) to "
             "this weights-only file, loadable with torch.load(weights_only=True).",
         )
         parser.add_argument(
             "--ckpt_path",
-            type=Optional[str],
+            type=str | None,
             default=None,
             help="Resume training from this Lightning checkpoint.",
         )
 
 
 def run_training(
-    model_class: Type[LightningModule],
-    datamodule_class: Type[LightningDataModule],
-    argv: Union[List[str], Dict[str, Any]],
+    model_class: type[LightningModule],
+    datamodule_class: type[LightningDataModule],
+    argv: list[str] | dict[str, Any],
     **cli_kwargs: Any,
 ) -> TrainingCLI:
     """Parse ``argv`` (``--preset``, ``--config``, any option), fit, and export.

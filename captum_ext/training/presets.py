@@ -8,18 +8,19 @@ shipped preset and applies keyword overrides, with no command line in between.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any
 
 import yaml
 
 from captum_ext.training.lightning_cli import TrainingCLI, preset_path, run_training
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 
 #: Task -> (LightningModule, LightningDataModule, extra ``LightningCLI`` arguments).
 #: The Explainer's data module is chosen in its config (``data.class_path``).
-TASKS: Dict[str, Tuple[str, str, Dict[str, Any]]] = {
+TASKS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "classifier": (
         "captum_ext.training.classifier_module.ClassifierModule",
         "captum_ext.data.shapes_datamodule.ShapesDataModule",
@@ -43,7 +44,7 @@ def _import(path: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def fit(task: str, args: Union[List[str], Dict[str, Any]]) -> TrainingCLI:
+def fit(task: str, args: list[str] | dict[str, Any]) -> TrainingCLI:
     """Train the network of ``task`` with ``LightningCLI`` arguments, then export it.
 
     Parameters
@@ -65,7 +66,7 @@ def fit(task: str, args: Union[List[str], Dict[str, Any]]) -> TrainingCLI:
     return run_training(_import(module), _import(datamodule), args, **cli_kwargs)
 
 
-def _merged(base: Dict[str, Any], overrides: Mapping[str, Any]) -> Dict[str, Any]:
+def _merged(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
     """``base`` with ``overrides`` applied, nested dicts merged key by key."""
     out = dict(base)
     for key, value in overrides.items():
@@ -78,10 +79,10 @@ def _merged(base: Dict[str, Any], overrides: Mapping[str, Any]) -> Dict[str, Any
 
 def preset_config(
     preset: str,
-    export: Optional[PathLike] = None,
-    default_root_dir: Optional[PathLike] = None,
-    overrides: Optional[Mapping[str, Any]] = None,
-) -> Dict[str, Any]:
+    export: PathLike | None = None,
+    default_root_dir: PathLike | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The configuration dict of a shipped preset, with the given settings applied.
 
     Examples
@@ -94,7 +95,7 @@ def preset_config(
     6
     """
     config = yaml.safe_load(preset_path(preset).read_text())
-    settings: Dict[str, Any] = dict(overrides or {})
+    settings: dict[str, Any] = dict(overrides or {})
     if default_root_dir is not None:
         settings = _merged(settings, {"trainer": {"default_root_dir": str(default_root_dir)}})
     if export is not None:
@@ -106,8 +107,8 @@ def train_preset(
     task: str,
     preset: str,
     export: PathLike,
-    default_root_dir: Optional[PathLike] = None,
-    overrides: Optional[Mapping[str, Any]] = None,
+    default_root_dir: PathLike | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> Path:
     """Train a network with a shipped preset and write its weights to ``export``.
 

@@ -161,7 +161,7 @@ def test_every_listed_activation_is_hooked_once_per_call():
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # the module's own function call is not "functional"
             with ActivationGradientFilter([net]) as gate:
-                gate.record(lambda: net(x))
+                gate.record(lambda net=net: net(x))
                 assert len(gate._clean) == 1, cls.__name__
 
 
@@ -169,7 +169,7 @@ def test_forward_unchanged_and_clean_input_not_filtered():
     net = ReusedInplaceReLU()
     x = torch.randn(3, 5)
     with ActivationGradientFilter([net]) as gate:
-        clean = gate.record(lambda: net(x))
+        clean = gate.record(lambda net=net: net(x))
         same = gate.forward(lambda: net(x.clone().requires_grad_()))
         torch.testing.assert_close(same, clean)
         got = input_gradient(lambda z: gate.forward(lambda: net(z)), x)
@@ -249,11 +249,11 @@ def test_hooks_removed_on_exception_and_call_count_checked():
     x = torch.randn(2, 5)
     with pytest.raises(RuntimeError, match="boom"):
         with ActivationGradientFilter([net]) as gate:
-            gate.record(lambda: net(x))
+            gate.record(lambda net=net: net(x))
             raise RuntimeError("boom")
     assert len(net.relu._forward_hooks) == 0
     with ActivationGradientFilter([net]) as gate:
-        gate.record(lambda: net(x))
+        gate.record(lambda net=net: net(x))
         with pytest.raises(RuntimeError, match="activation modules 1 times"):
             gate.forward(lambda: net.relu(net.l1(x)))
     assert activation_modules([net]) == [net.relu]

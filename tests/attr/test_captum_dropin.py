@@ -11,7 +11,7 @@ bare (normalised inputs in).
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import pytest
@@ -69,13 +69,13 @@ def blocks(rows: int = 4, cols: int = 4) -> Tensor:
     return r[:, None] * cols + c[None, :]
 
 
-def visualize_all(attributions: Union[Tensor, tuple], inputs: Union[Tensor, tuple]) -> None:
+def visualize_all(attributions: Tensor | tuple, inputs: Tensor | tuple) -> None:
     """``visualize_image_attr`` on every example of an output, as Captum's tutorials do."""
     if isinstance(inputs, tuple):
         assert isinstance(attributions, tuple) and len(attributions) == len(inputs)
         attributions, inputs = attributions[0], inputs[0]
     assert isinstance(attributions, Tensor) and attributions.shape == inputs.shape
-    for attr, image in zip(attributions, inputs):
+    for attr, image in zip(attributions, inputs, strict=False):
         fig, _ = viz.visualize_image_attr(
             np.transpose(attr.detach().cpu().numpy(), (1, 2, 0)),
             np.transpose(image.detach().cpu().clamp(0, 1).numpy(), (1, 2, 0)),
@@ -91,7 +91,7 @@ def same_structure(ours: Any, theirs: Any) -> None:
     assert type(ours) is type(theirs)
     if isinstance(theirs, tuple):
         assert len(ours) == len(theirs)
-        for a, b in zip(ours, theirs):
+        for a, b in zip(ours, theirs, strict=False):
             assert a.shape == b.shape
     else:
         assert ours.shape == theirs.shape

@@ -26,7 +26,8 @@ def hand_first_step(model, x, r, target, lam_high, theta, variant, k1, k2, lr=0.
     # average pooling as a convolution with a k2 x k2 box of 1/k2^2
     box = torch.full((1, 1, k2, k2), 1.0 / k2**2)
     m_bar = F.conv2d(m, box) if variant == "dssr+" else m
-    score = lambda z: model(z)[torch.arange(n), target]  # score="logit"
+    def score(z):
+        return model(z)[torch.arange(n), target]  # score="logit"
     background = score(m_bar * x + (1 - m_bar) * r)
     salient = score((1 - m_bar) * x + m_bar * r)
     if variant == "dssr+":  # 1 - maxpool(1 - m) == -maxpool(-m) with -inf padding

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from typing import Callable, Dict
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -55,7 +55,7 @@ def small_vit() -> nn.Module:
     )
 
 
-ARCHITECTURES: Dict[str, Callable[[], nn.Module]] = {
+ARCHITECTURES: dict[str, Callable[[], nn.Module]] = {
     "resnet18": lambda: tvm.resnet18(weights=None, num_classes=NUM_CLASSES),
     "vgg11_bn": lambda: tvm.vgg11_bn(weights=None, num_classes=NUM_CLASSES),
     "mobilenet_v3_small": lambda: tvm.mobilenet_v3_small(weights=None, num_classes=NUM_CLASSES),
@@ -77,7 +77,7 @@ ACTIVATION_CALLS = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def classifier(name: str) -> nn.Module:
     """The model, built once per architecture, in a state every call must leave as is."""
     torch.manual_seed(0)
@@ -126,13 +126,13 @@ def assert_as_found(model: nn.Module, before: dict) -> None:
             assert not getattr(module, hooks), (type(module).__name__, hooks)
 
 
-def gradcam_layer(name: str, model: nn.Module) -> Dict[str, nn.Module]:
+def gradcam_layer(name: str, model: nn.Module) -> dict[str, nn.Module]:
     """GradCAM's layer: the default one, or for the ViT the patch embedding, named."""
     return {"layer": model.conv_proj} if name == "vit" else {}
 
 
 #: name -> (attribute(model, arch, x) -> attributions, whether values lie in [0, 1])
-METHODS: Dict[str, tuple] = {
+METHODS: dict[str, tuple] = {
     "RandomAttribution": (
         lambda m, a, x: RandomAttribution(m).attribute(x, target=TARGET), True),
     "SlidingPatch": (

@@ -94,7 +94,8 @@ def test_pairs_and_metrics_match_direct_calls(world):
 @pytest.mark.filterwarnings("ignore:Input Tensor 0 did not already require gradients")
 def test_method_batch_size_does_not_change_maps(world):
     dataset, model = world
-    make = lambda b: MethodSpec("Saliency", Saliency, {"abs": True}, batch_size=b)
+    def make(b):
+        return MethodSpec("Saliency", Saliency, {"abs": True}, batch_size=b)
     a = evaluate_attributions(
         model, dataset, [make(1)], show_progress=False, figure_rows=0, steps=4
     )
@@ -145,7 +146,7 @@ def test_report_names_classes_of_the_dataset(world, tmp_path):
     by_class = result.class_table()["Random"]
     for c, value in by_class.items():
         pointing = result.per_pair["Random"]["pointing"]
-        hits = [v for (_, k), v in zip(result.pairs, pointing) if k == c]
+        hits = [v for (_, k), v in zip(result.pairs, pointing, strict=False) if k == c]
         assert value == pytest.approx(sum(hits) / len(hits))
     text = write_report(result, tmp_path)["markdown"].read_text()
     assert "## Pointing game per class" in text

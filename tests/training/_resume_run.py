@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import torch
 from lightning.pytorch import (
@@ -26,7 +26,7 @@ EPOCHS = 2
 STEPS_PER_EPOCH = 3
 
 
-def build(kind: str) -> Tuple[LightningModule, LightningDataModule]:
+def build(kind: str) -> tuple[LightningModule, LightningDataModule]:
     """Seeded tiny module and data of ``kind``: ``explainer``, ``classifier`` or ``inpainter``."""
     seed_everything(0, verbose=False)
     if kind == "explainer":
@@ -68,7 +68,7 @@ class KillAt(Callback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-def trainer(root: Path, callbacks: Optional[List[Callback]] = None, **checkpoint: Any) -> Trainer:
+def trainer(root: Path, callbacks: list[Callback] | None = None, **checkpoint: Any) -> Trainer:
     """A CPU Trainer that checkpoints into ``root / "ckpt"`` (``last.ckpt`` kept)."""
     return Trainer(
         max_epochs=EPOCHS, accelerator="cpu", logger=False, enable_progress_bar=False,
@@ -78,7 +78,7 @@ def trainer(root: Path, callbacks: Optional[List[Callback]] = None, **checkpoint
     )
 
 
-def final_state(trainer: Trainer, module: LightningModule) -> Dict[str, Any]:
+def final_state(trainer: Trainer, module: LightningModule) -> dict[str, Any]:
     """Everything a resumed fit must end with: weights, optimiser, schedule, random state."""
     return {
         "weights": module.state_dict(),
@@ -91,7 +91,7 @@ def final_state(trainer: Trainer, module: LightningModule) -> Dict[str, Any]:
     }
 
 
-def differences(a: Any, b: Any, path: str = "") -> List[str]:
+def differences(a: Any, b: Any, path: str = "") -> list[str]:
     """Paths at which two nested states differ (tensors compared bit for bit)."""
     if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
         same = isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.dtype == b.dtype
@@ -103,7 +103,7 @@ def differences(a: Any, b: Any, path: str = "") -> List[str]:
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         if len(a) != len(b):
             return [f"{path} length"]
-        return [d for i, (x, y) in enumerate(zip(a, b)) for d in differences(x, y, f"{path}/{i}")]
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=False)) for d in differences(x, y, f"{path}/{i}")]
     return [] if a == b else [path]
 
 
