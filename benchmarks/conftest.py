@@ -29,16 +29,28 @@ def pixels(text: str) -> int:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("captum-ext benchmarks")
-    group.addoption("--bench-mode", choices=("quick", "full"), default="quick",
-                    help="quick: tiny sizes for CI; full: the paper's 224 x 224 set-up")
+    group.addoption(
+        "--bench-mode",
+        choices=("quick", "full"),
+        default="quick",
+        help="quick: tiny sizes for CI; full: the paper's 224 x 224 set-up",
+    )
     group.addoption("--channels-last", action="store_true", help="channels_last models/inputs")
     group.addoption("--bf16", action="store_true", help="bf16 autocast (CUDA)")
-    group.addoption("--work-fraction", type=float, default=None,
-                    help="test_table3: run this fraction of each method's paper iterations / "
-                    "samples / windows and scale the time (default 1 in full mode)")
-    group.addoption("--image-size", type=pixels, default=None,
-                    help="side of the square test images in pixels (default: 224 in full "
-                    "mode, 32 in quick mode)")
+    group.addoption(
+        "--work-fraction",
+        type=float,
+        default=None,
+        help="test_table3: run this fraction of each method's paper iterations / "
+        "samples / windows and scale the time (default 1 in full mode)",
+    )
+    group.addoption(
+        "--image-size",
+        type=pixels,
+        default=None,
+        help="side of the square test images in pixels (default: 224 in full "
+        "mode, 32 in quick mode)",
+    )
 
 
 @dataclass(frozen=True)
@@ -61,8 +73,13 @@ class BenchSettings:
         return module
 
     def inputs(self, n: int | None = None, channels: int = 3) -> torch.Tensor:
-        x = torch.randn(n or self.batch_size, channels, self.image_size, self.image_size,
-                        generator=torch.Generator().manual_seed(0)).to(self.device)
+        x = torch.randn(
+            n or self.batch_size,
+            channels,
+            self.image_size,
+            self.image_size,
+            generator=torch.Generator().manual_seed(0),
+        ).to(self.device)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def autocast(self):

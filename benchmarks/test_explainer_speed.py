@@ -32,7 +32,10 @@ def test_attribute_vs_bare_forward(benchmark, settings):
     bare_time, attr_time = interleaved_best(bare, attribute, rounds=7)
     ratio = attr_time / bare_time
     benchmark.extra_info.update(
-        bare_s=bare_time, attribute_s=attr_time, ratio=ratio, images=x.shape[0],
+        bare_s=bare_time,
+        attribute_s=attr_time,
+        ratio=ratio,
+        images=x.shape[0],
         device=device_name(settings.device),
     )
     benchmark(attribute)

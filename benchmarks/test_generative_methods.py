@@ -156,7 +156,9 @@ def test_lime_time_over_bare_forward_passes(benchmark, settings):
             "lime_over_forward": ratio,
         },
     )
-    check_target(settings, ratio <= 1.5, f"LIME takes {ratio:.2f}x the bare forward passes (aim 1.2x)")
+    check_target(
+        settings, ratio <= 1.5, f"LIME takes {ratio:.2f}x the bare forward passes (aim 1.2x)"
+    )
 
 
 def _sp_setup(settings):

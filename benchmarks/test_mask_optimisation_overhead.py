@@ -45,22 +45,27 @@ MODELS = {
 
 #: name -> (method builder, copies of the batch per pass, classifier)
 CASES = {
-    "FGVis (deletion, defence)": (
-        lambda m, it: FGVis(m, iterations=it, defense=True), 1, "shapes"
-    ),
+    "FGVis (deletion, defence)": (lambda m, it: FGVis(m, iterations=it, defense=True), 1, "shapes"),
     "FGVis (deletion, no defence)": (
-        lambda m, it: FGVis(m, iterations=it, defense=False), 1, "shapes"
+        lambda m, it: FGVis(m, iterations=it, defense=False),
+        1,
+        "shapes",
     ),
     # generation starts from the reference and uses the restoring gate (other hook path)
     "FGVis (generation, defence)": (
-        lambda m, it: FGVis(m, game="generation", iterations=it, defense=True), 1, "shapes"
+        lambda m, it: FGVis(m, game="generation", iterations=it, defense=True),
+        1,
+        "shapes",
     ),
     "DSSR+": (lambda m, it: DSSR(m, iterations=it), 2, "shapes"),
     "FGVis (deletion, defence, EfficientNet-B0)": (
-        lambda m, it: FGVis(m, iterations=it, defense=True), 1, "efficientnet_b0"
+        lambda m, it: FGVis(m, iterations=it, defense=True),
+        1,
+        "efficientnet_b0",
     ),
     "FGVis (generation, defence, EfficientNet-B0)": (
-        lambda m, it: FGVis(m, game="generation", iterations=it, defense=True), 1,
+        lambda m, it: FGVis(m, game="generation", iterations=it, defense=True),
+        1,
         "efficientnet_b0",
     ),
 }
@@ -98,11 +103,18 @@ def test_overhead_over_bare_passes(benchmark, settings, name):
         return
     attribution_s, bare_s = min(times["attribution"]), min(times["bare"])
     ratio = attribution_s / bare_s
-    benchmark.extra_info.update({
-        "method": name, "classifier": classifier, "device": device_name(settings.device),
-        "images": batch,
-        "image_size": size, "iterations": iterations, "attribution_seconds": attribution_s,
-        "bare_seconds": bare_s, "ratio": ratio,
-    })
+    benchmark.extra_info.update(
+        {
+            "method": name,
+            "classifier": classifier,
+            "device": device_name(settings.device),
+            "images": batch,
+            "image_size": size,
+            "iterations": iterations,
+            "attribution_seconds": attribution_s,
+            "bare_seconds": bare_s,
+            "ratio": ratio,
+        }
+    )
     print(f"\n{name}: {attribution_s:.3f} s vs {bare_s:.3f} s bare, ratio {ratio:.3f}")
     assert ratio <= MAX_RATIO

@@ -105,36 +105,69 @@ def make_job(method: str, name: str, model: nn.Module, x: torch.Tensor, fraction
     if method in ("MP2", "MP2-G"):
         n, scale = _count(300, fraction)
         mp2 = MP2(model, filler=inpaint if method == "MP2-G" else None)
-        return Job(lambda: mp2.attribute(x, target=target, stop_prob=0.0, max_iterations=n),
-                   scale)
+        return Job(lambda: mp2.attribute(x, target=target, stop_prob=0.0, max_iterations=n), scale)
     if method in ("SP", "SP-G", "Occlusion"):
         window, stride, scale = _sliding(size, fraction)
         if method == "Occlusion":
             occlusion = Occlusion(model)
-            return Job(lambda: occlusion.attribute(
-                x, target=target, sliding_window_shapes=(3, window, window),
-                strides=(3, stride, stride), baselines=0.0, perturbations_per_eval=16), scale)
+            return Job(
+                lambda: occlusion.attribute(
+                    x,
+                    target=target,
+                    sliding_window_shapes=(3, window, window),
+                    strides=(3, stride, stride),
+                    baselines=0.0,
+                    perturbations_per_eval=16,
+                ),
+                scale,
+            )
         sp = SlidingPatch(model, filler=inpaint if method == "SP-G" else Constant(0.0))
-        return Job(lambda: sp.attribute(x, target=target, sliding_window_shapes=window,
-                                        strides=stride, perturbations_per_eval=16), scale)
+        return Job(
+            lambda: sp.attribute(
+                x,
+                target=target,
+                sliding_window_shapes=window,
+                strides=stride,
+                perturbations_per_eval=16,
+            ),
+            scale,
+        )
     if method in ("LIME", "LIME-G", "Lime"):
         n, scale = _count(1000, fraction)
         if method == "Lime":
             lime = Lime(model)
             mask = _grid_mask(x)
-            return Job(lambda: lime.attribute(x, target=target, feature_mask=mask, n_samples=n,
-                                              perturbations_per_eval=16), scale)
+            return Job(
+                lambda: lime.attribute(
+                    x, target=target, feature_mask=mask, n_samples=n, perturbations_per_eval=16
+                ),
+                scale,
+            )
         ours = SuperpixelLime(model, filler=inpaint if method == "LIME-G" else Constant(0.0))
-        return Job(lambda: ours.attribute(x, target=target, n_samples=n,
-                                          perturbations_per_eval=16), scale)
+        return Job(
+            lambda: ours.attribute(x, target=target, n_samples=n, perturbations_per_eval=16), scale
+        )
     if method == "LayerGradCam":
         gradcam = LayerGradCam(model, GRADCAM_LAYERS[name](model))
         return Job(lambda: gradcam.attribute(x, target=target), 1.0)
     raise ValueError(method)
 
 
-METHODS = ("Explainer", "RTIS", "FGVis", "DSSR+", "MP2", "MP2-G", "SP", "SP-G", "LIME",
-           "LIME-G", "LayerGradCam", "Occlusion", "Lime")
+METHODS = (
+    "Explainer",
+    "RTIS",
+    "FGVis",
+    "DSSR+",
+    "MP2",
+    "MP2-G",
+    "SP",
+    "SP-G",
+    "LIME",
+    "LIME-G",
+    "LayerGradCam",
+    "Occlusion",
+    "Lime",
+)
 
 
 @pytest.fixture(scope="module", params=sorted(CLASSIFIERS))
@@ -158,8 +191,13 @@ def test_table3(benchmark, settings, classifier, method, request):
         assert out.shape[-2:] == x.shape[-2:]
     assert torch.isfinite(out).all()
     benchmark.extra_info.update(
-        method=method, classifier=name, images=x.shape[0], scale=job.scale,
-        work_fraction=fraction, image_size=x.shape[-1], batch_size=x.shape[0],
+        method=method,
+        classifier=name,
+        images=x.shape[0],
+        scale=job.scale,
+        work_fraction=fraction,
+        image_size=x.shape[-1],
+        batch_size=x.shape[0],
         device=device_name(settings.device),
     )
     rounds = 3 if settings.full and settings.device.type == "cuda" else 1

@@ -16,8 +16,15 @@ LIBRARY = ("_utils", "attr", "fillers", "inpainters", "metrics", "data", "models
 HARNESS_AND_ABOVE = ("captum_ext.evaluation", "captum_ext.cli", "lightning_callbacks")
 
 #: Modules that come with an extra (matplotlib is not one of them: captum imports it).
-OPTIONAL = ("lightning", "pytorch_lightning", "cv2", "torchmetrics", "pycocotools",
-            "jsonargparse", "markdown")
+OPTIONAL = (
+    "lightning",
+    "pytorch_lightning",
+    "cv2",
+    "torchmetrics",
+    "pycocotools",
+    "jsonargparse",
+    "markdown",
+)
 #: Core dependencies that take seconds to import: only the functions that use them do.
 SLOW = ("scipy", "skimage", "torchvision")
 UPPER = ("captum_ext.training", "captum_ext.evaluation", "captum_ext.cli", "lightning_callbacks")
@@ -31,8 +38,15 @@ FORBIDDEN = {
     "captum_ext.models.pretrained": OPTIONAL + UPPER,
     "captum_ext.inpainters": OPTIONAL + UPPER,
     "captum_ext.utils": OPTIONAL + SLOW + UPPER,
-    "lightning_callbacks": ("cv2", "pycocotools", "jsonargparse", "markdown",
-                            "captum_ext.training", "captum_ext.evaluation", "captum_ext.cli"),
+    "lightning_callbacks": (
+        "cv2",
+        "pycocotools",
+        "jsonargparse",
+        "markdown",
+        "captum_ext.training",
+        "captum_ext.evaluation",
+        "captum_ext.cli",
+    ),
 }
 
 

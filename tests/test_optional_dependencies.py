@@ -14,20 +14,33 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Import names of every optional package (pyproject's extras).
-EXTRAS_MODULES = ("cv2", "lightning", "pytorch_lightning", "torchmetrics", "jsonargparse",
-                  "pycocotools", "markdown", "yaml")
+EXTRAS_MODULES = (
+    "cv2",
+    "lightning",
+    "pytorch_lightning",
+    "torchmetrics",
+    "jsonargparse",
+    "pycocotools",
+    "markdown",
+    "yaml",
+)
 
 
 def run_without(blocked, code: str) -> subprocess.CompletedProcess:
     prelude = "import sys\n" + "".join(f"sys.modules[{m!r}] = None\n" for m in blocked)
     return subprocess.run(
         [sys.executable, "-c", prelude + textwrap.dedent(code)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
 def test_core_runs_without_any_extra():
-    out = run_without(EXTRAS_MODULES, """
+    out = run_without(
+        EXTRAS_MODULES,
+        """
         import torch
         from captum_ext.attr import RandomAttribution, SlidingPatch
         from captum_ext.data.shapes import ShapesDataset
@@ -44,7 +57,8 @@ def test_core_runs_without_any_extra():
         random = RandomAttribution(model).attribute(x, target=0)
         curve = deletion_curve(model, x, maps, 0, filler=Blur(2.0), steps=4)
         print(tuple(maps.shape), tuple(random.shape), float(spearman(maps, maps)[0]))
-    """)
+    """,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[-1] == "1.0"
 
@@ -52,16 +66,25 @@ def test_core_runs_without_any_extra():
 @pytest.mark.parametrize(
     ("blocked", "code", "extra"),
     [
-        (["cv2"], "from captum_ext.inpainters import OpenCVInpainter; OpenCVInpainter()",
-         "inpaint"),
+        (
+            ["cv2"],
+            "from captum_ext.inpainters import OpenCVInpainter; OpenCVInpainter()",
+            "inpaint",
+        ),
         (["cv2"], "import captum_ext.data.holes", "inpaint"),
         (["lightning"], "import captum_ext.training.classifier_module", "lightning"),
         (["lightning"], "from captum_ext.data.shapes import ShapesDataModule", "lightning"),
         (["lightning", "pytorch_lightning"], "import lightning_callbacks", "lightning"),
-        (["jsonargparse"], "from captum_ext.cli.main import main; main(['demo', '--help'])",
-         "lightning"),
-        (["pycocotools"], "from captum_ext.data.coco import COCODataset; COCODataset('i', 'a')",
-         "coco"),
+        (
+            ["jsonargparse"],
+            "from captum_ext.cli.main import main; main(['demo', '--help'])",
+            "lightning",
+        ),
+        (
+            ["pycocotools"],
+            "from captum_ext.data.coco import COCODataset; COCODataset('i', 'a')",
+            "coco",
+        ),
         (["markdown"], "import captum_ext.evaluation.html_report", "report"),
         (["torchmetrics"], "import captum_ext.evaluation.classifier_robustness", "report"),
     ],

@@ -51,9 +51,7 @@ def check_tensor(
     if not isinstance(value, Tensor):
         raise TypeError(f"`{name}` must be a torch.Tensor, got {type(value).__name__}")
     if ndim is not None and value.dim() != ndim:
-        raise ValueError(
-            f"`{name}` must have {ndim} dimensions, got shape {tuple(value.shape)}"
-        )
+        raise ValueError(f"`{name}` must have {ndim} dimensions, got shape {tuple(value.shape)}")
     if floating and not value.is_floating_point():
         raise TypeError(f"`{name}` must be a floating-point tensor, got dtype {value.dtype}")
     if finite and value.is_floating_point() and not bool(torch.isfinite(value).all()):

@@ -91,11 +91,31 @@ _NON_NEGATIVE = (nn.ReLU, nn.ReLU6, nn.Sigmoid, nn.Hardsigmoid, nn.Softplus)
 
 #: Names (without a trailing ``_``) of the ``torch`` functions an elementwise activation
 #: is computed with, as a ``TorchFunctionMode`` sees them.
-ACTIVATION_FUNCTIONS = frozenset({
-    "relu", "relu6", "hardtanh", "leaky_relu", "prelu", "rrelu", "elu", "celu", "selu",
-    "gelu", "silu", "mish", "hardswish", "hardsigmoid", "sigmoid", "tanh", "softplus",
-    "softsign", "tanhshrink", "softshrink", "hardshrink",
-})
+ACTIVATION_FUNCTIONS = frozenset(
+    {
+        "relu",
+        "relu6",
+        "hardtanh",
+        "leaky_relu",
+        "prelu",
+        "rrelu",
+        "elu",
+        "celu",
+        "selu",
+        "gelu",
+        "silu",
+        "mish",
+        "hardswish",
+        "hardsigmoid",
+        "sigmoid",
+        "tanh",
+        "softplus",
+        "softsign",
+        "tanhshrink",
+        "softshrink",
+        "hardshrink",
+    }
+)
 
 
 def activation_modules(modules: Sequence[nn.Module]) -> list[nn.Module]:

@@ -147,8 +147,8 @@ class DSSR(MaskAttribution):
         if self.lr == 0:
             raise ValueError("`lr` must be > 0, got 0")
         self.theta = check_non_negative(theta, "theta")
-        self.lambda_high = None if lambda_high is None else check_non_negative(
-            lambda_high, "lambda_high"
+        self.lambda_high = (
+            None if lambda_high is None else check_non_negative(lambda_high, "lambda_high")
         )
         self.k1 = None if k1 is None else check_kernel(k1, "k1")
         self.k2 = None if k2 is None else check_kernel(k2, "k2")
@@ -233,9 +233,7 @@ class DSSR(MaskAttribution):
         for _ in tqdm(range(self.iterations), desc="DSSR", disable=not show_progress):
             m_bar = F.avg_pool2d(mask, k2, stride=1) if plus else mask
             keep = torch.cat([m_bar, 1.0 - m_bar])  # x_{r,m_bar} then x_{r,1-m_bar}
-            logits = self._forward(
-                remove(stacked_inputs, keep, stacked_reference), stacked_args
-            )
+            logits = self._forward(remove(stacked_inputs, keep, stacked_reference), stacked_args)
             scores = target_scores(logits, stacked_target, self.score)
             background, salient = scores[:n], scores[n:]
             kept = min_pool(mask, k1) if plus else mask
@@ -283,7 +281,8 @@ def warn_if_collapsed(salient_map: Tensor) -> None:
         "for the class (see captum_ext.metrics.reference_entropy; e.g. "
         "filler=Constant(0.0), the mean colour), a classifier trained with object-free "
         "negatives, or a smaller lambda_high avoids it.",
-        UserWarning, stacklevel=2,
+        UserWarning,
+        stacklevel=2,
     )
 
 
@@ -309,7 +308,8 @@ def repeat_rows(args: tuple[Any, ...], num_examples: int) -> tuple[Any, ...]:
     (tensor([1, 2, 1, 2]), 'x')
     """
     return tuple(
-        torch.cat([a, a]) if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == num_examples
+        torch.cat([a, a])
+        if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == num_examples
         else a
         for a in args
     )

@@ -188,7 +188,9 @@ class ExplainerAttribution(MaskAttribution):
         with preserved_state([self.explainer], freeze=True, eval_mode=True), torch.no_grad():
             return self.explainer(inputs).sigmoid()
 
-    def predicted_labels(self, inputs: Tensor, additional_forward_args: tuple[Any, ...] = ()) -> Tensor:
+    def predicted_labels(
+        self, inputs: Tensor, additional_forward_args: tuple[Any, ...] = ()
+    ) -> Tensor:
         """``(N, K)`` bool: the classifier's classes scoring above ``threshold``, plus its top class."""
         with torch.no_grad():
             logits = as_logits(self.forward_func(inputs, *additional_forward_args))

@@ -257,13 +257,19 @@ class FGVis(MaskAttribution):
             if self.defense:
                 # m ~ 0 at the start: x_tilde ~ r, outside the clean image's bounds
                 starts_from_reference = high < 0.5
-                gate = stack.enter_context(ActivationGradientFilter(
-                    self._guarded_modules(), restore=starts_from_reference
-                ))
+                gate = stack.enter_context(
+                    ActivationGradientFilter(self._guarded_modules(), restore=starts_from_reference)
+                )
             clean = self._clean_outputs(gate, inputs, additional_forward_args)
             target = self._target(target, inputs, clean.shape[1])
             mask = self._search(
-                inputs, reference, target, clean, init, additional_forward_args, gate,
+                inputs,
+                reference,
+                target,
+                clean,
+                init,
+                additional_forward_args,
+                gate,
                 show_progress,
             )
         return 1.0 - mask if output_is_complement else mask
@@ -275,8 +281,10 @@ class FGVis(MaskAttribution):
         additional_forward_args: tuple[Any, ...],
     ) -> Tensor:
         """Logits of the clean inputs; with the defence, also records the activation bounds."""
+
         def run():
             return self._forward(inputs, additional_forward_args)
+
         if gate is not None:
             return gate.record(run)
         with torch.no_grad():
@@ -399,5 +407,3 @@ def select_rows(args: tuple[Any, ...], rows: Tensor, num_examples: int) -> tuple
         else a
         for a in args
     )
-
-

@@ -235,8 +235,12 @@ class MP2(MaskAttribution):
                 break
             first = done[step]  # rows of `step` that only get the first step's ranking
             ranking = self._ranking(
-                scores[step], logits.gather(1, target_t[active].view(-1, 1))[step], grid, step,
-                removed=order[step] > 0, places=cells if bool(first.any()) else k,
+                scores[step],
+                logits.gather(1, target_t[active].view(-1, 1))[step],
+                grid,
+                step,
+                removed=order[step] > 0,
+                places=cells if bool(first.any()) else k,
                 generator=ties,
             )
             rows = active[step]

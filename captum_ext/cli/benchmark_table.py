@@ -28,8 +28,9 @@ def benchmark_table(
 
     rows = load_rows(json)
     if not rows:
-        raise SystemExit(f"{json} holds no test_table3 benchmark with timings; run it with "
-                         "--benchmark-enable")
+        raise SystemExit(
+            f"{json} holds no test_table3 benchmark with timings; run it with --benchmark-enable"
+        )
     if date is None:
         date = json_module.loads(Path(json).read_text()).get("datetime", "")[:10] or None
     table = table3_markdown(rows, date=date)

@@ -37,10 +37,12 @@ def demo(
     from captum_ext.evaluation.demo import DEMO_METHODS, run_demo
 
     methods = tuple(check_methods(methods) or DEMO_METHODS)
-    paths = run_demo(output_dir, full=full, retrain=retrain,
-                     methods=methods, device=device, seed=seed)
-    print(f"report written to {paths['html']} (also {paths['markdown'].name}, "
-          f"{paths['json'].name})")
+    paths = run_demo(
+        output_dir, full=full, retrain=retrain, methods=methods, device=device, seed=seed
+    )
+    print(
+        f"report written to {paths['html']} (also {paths['markdown'].name}, {paths['json'].name})"
+    )
 
 
 def main(argv: list[str]) -> None:

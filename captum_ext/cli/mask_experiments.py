@@ -55,11 +55,19 @@ def _hallucination(
     starts = {"black": DEFAULT_STARTS["black"]} if paper_setting_only else None
     references = {"mid-grey": DEFAULT_REFERENCES["mid-grey"]} if paper_setting_only else None
     result = hallucination_rates(
-        _model(checkpoint, device), shapes_space(), image_size, starts, references,
-        iterations=iterations, batch_size=batch_size,
+        _model(checkpoint, device),
+        shapes_space(),
+        image_size,
+        starts,
+        references,
+        iterations=iterations,
+        batch_size=batch_size,
     )
-    result["settings"] = {"image_size": image_size, "iterations": iterations,
-                          "checkpoint": checkpoint or "shipped"}
+    result["settings"] = {
+        "image_size": image_size,
+        "iterations": iterations,
+        "checkpoint": checkpoint or "shipped",
+    }
     _write(output_dir, "hallucination", hallucination_markdown(result), result)
     return result
 
@@ -99,8 +107,7 @@ def _reference_entropy(
     result = reference_entropies(
         _model(checkpoint, device), dataset, table_a2_fillers(shapes_space()), seed=seed
     )
-    _write(output_dir, "reference_entropy", entropy_markdown(result, "shapes classifier"),
-           result)
+    _write(output_dir, "reference_entropy", entropy_markdown(result, "shapes classifier"), result)
     return result
 
 

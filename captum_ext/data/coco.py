@@ -95,8 +95,12 @@ class COCODataset(Dataset):
     def __len__(self) -> int:
         return len(self.positions)
 
-    def _objects(self, annotations: list[dict[str, Any]], original: tuple) -> dict[str, torch.Tensor]:
-        classes = torch.tensor([self._class_of[a["category_id"]] for a in annotations], dtype=torch.long)
+    def _objects(
+        self, annotations: list[dict[str, Any]], original: tuple
+    ) -> dict[str, torch.Tensor]:
+        classes = torch.tensor(
+            [self._class_of[a["category_id"]] for a in annotations], dtype=torch.long
+        )
         boxes = torch.tensor(
             [[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in annotations)],
             dtype=torch.float32,
@@ -107,7 +111,9 @@ class COCODataset(Dataset):
             "labels": labels,
             "boxes": scale_boxes(boxes, original, self.image_size),
             "box_labels": classes,
-            "difficult": torch.tensor([bool(a.get("iscrowd", 0)) for a in annotations], dtype=torch.bool),
+            "difficult": torch.tensor(
+                [bool(a.get("iscrowd", 0)) for a in annotations], dtype=torch.bool
+            ),
         }
 
     def _masks(self, annotations: list[dict[str, Any]], original: tuple) -> dict[str, torch.Tensor]:

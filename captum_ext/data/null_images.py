@@ -47,7 +47,9 @@ def null_images(
     gaussian = colour + std * torch.randn(shape, generator=generator)
     constant = colour.expand(shape)
     pixels = torch.where(
-        kind == 0, texture, torch.where(kind == 1, uniform, torch.where(kind == 2, gaussian, constant))
+        kind == 0,
+        texture,
+        torch.where(kind == 1, uniform, torch.where(kind == 2, gaussian, constant)),
     ).clamp(0, 1)
     return (space or ImageSpace()).to_inputs(pixels)
 

@@ -73,7 +73,10 @@ class ShapesDataset(Dataset):
         self.class_names = SHAPE_NAMES[:num_classes]
         self.space = shapes_space() if normalize else ImageSpace()
         batch = generate_shapes(
-            num_images, image_size, num_classes, seed=seed + SPLIT_OFFSETS[split],
+            num_images,
+            image_size,
+            num_classes,
+            seed=seed + SPLIT_OFFSETS[split],
             max_objects=max_objects,
         )
         self.images = batch.images

@@ -33,9 +33,26 @@ from captum_ext.fillers.image_space import ImageSpace
 
 #: The 20 VOC classes in the standard order (class index = position).
 VOC_CLASSES = (
-    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
-    "train", "tvmonitor",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
 )
 #: Label of unannotated pixels in VOC segmentation PNGs.
 VOC_VOID = 255
@@ -95,12 +112,16 @@ class VOCDataset(Dataset):
         detection = VOCDetection(str(root), year=year, image_set=image_set, download=False)
         voc_root = Path(detection.images[0]).parents[1] if detection.images else None
         if segmented_only:
-            segmentation = VOCSegmentation(str(root), year=year, image_set=image_set, download=False)
+            segmentation = VOCSegmentation(
+                str(root), year=year, image_set=image_set, download=False
+            )
             ids = [Path(p).stem for p in segmentation.images]
         else:
             ids = [Path(p).stem for p in detection.images]
         self.ids: list[str] = ids
-        self.voc_root = voc_root if voc_root is not None else Path(root) / "VOCdevkit" / f"VOC{year}"
+        self.voc_root = (
+            voc_root if voc_root is not None else Path(root) / "VOCdevkit" / f"VOC{year}"
+        )
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -117,12 +138,16 @@ class VOCDataset(Dataset):
         if unknown:
             raise ValueError(f"unknown VOC class(es) {unknown} in {annotation.get('filename')}")
         classes = torch.tensor([VOC_CLASSES.index(n) for n in names], dtype=torch.long)
-        difficult = torch.tensor([obj.get("difficult", "0") == "1" for obj in objects], dtype=torch.bool)
+        difficult = torch.tensor(
+            [obj.get("difficult", "0") == "1" for obj in objects], dtype=torch.bool
+        )
         # VOC boxes are 1-based inclusive pixel indices: (xmin - 1, ymin - 1, xmax, ymax).
         boxes = torch.tensor(
             [
-                [float(obj["bndbox"][k]) - (1.0 if k in ("xmin", "ymin") else 0.0)
-                 for k in ("xmin", "ymin", "xmax", "ymax")]
+                [
+                    float(obj["bndbox"][k]) - (1.0 if k in ("xmin", "ymin") else 0.0)
+                    for k in ("xmin", "ymin", "xmax", "ymax")
+                ]
                 for obj in objects
             ],
             dtype=torch.float32,
@@ -202,7 +227,9 @@ class VOCDataModule(SplitDataModule):
         super().__init__()
         self.save_hyperparameters()
 
-    def _dataset(self, image_set: str, with_masks: bool, segmented_only: bool = False) -> VOCDataset:
+    def _dataset(
+        self, image_set: str, with_masks: bool, segmented_only: bool = False
+    ) -> VOCDataset:
         hp = self.hparams
         return VOCDataset(hp.root, image_set, hp.year, hp.image_size, segmented_only, with_masks)
 

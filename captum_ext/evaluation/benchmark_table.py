@@ -17,16 +17,40 @@ from typing import Any
 #: Stalder et al. 2022, Table 3: seconds for 210 VOC-2007 / 1,000 COCO-2014 images.
 PAPER_TABLE3: dict[str, dict[str, dict[str, int]]] = {
     "vgg16": {
-        "VOC-2007": {"GCAM": 11, "RISE": 4529, "EP": 21436, "iGOS++": 10635, "RTIS": 8,
-                     "Explainer": 8},
-        "COCO-2014": {"GCAM": 83, "RISE": 21647, "EP": 122073, "iGOS++": 104122, "RTIS": 34,
-                      "Explainer": 34},
+        "VOC-2007": {
+            "GCAM": 11,
+            "RISE": 4529,
+            "EP": 21436,
+            "iGOS++": 10635,
+            "RTIS": 8,
+            "Explainer": 8,
+        },
+        "COCO-2014": {
+            "GCAM": 83,
+            "RISE": 21647,
+            "EP": 122073,
+            "iGOS++": 104122,
+            "RTIS": 34,
+            "Explainer": 34,
+        },
     },
     "resnet50": {
-        "VOC-2007": {"GCAM": 10, "RISE": 2781, "EP": 17159, "iGOS++": 6958, "RTIS": 11,
-                     "Explainer": 11},
-        "COCO-2014": {"GCAM": 90, "RISE": 13295, "EP": 96042, "iGOS++": 68950, "RTIS": 47,
-                      "Explainer": 47},
+        "VOC-2007": {
+            "GCAM": 10,
+            "RISE": 2781,
+            "EP": 17159,
+            "iGOS++": 6958,
+            "RTIS": 11,
+            "Explainer": 11,
+        },
+        "COCO-2014": {
+            "GCAM": 90,
+            "RISE": 13295,
+            "EP": 96042,
+            "iGOS++": 68950,
+            "RTIS": 47,
+            "Explainer": 47,
+        },
     },
 }
 PAPER_IMAGES = {"VOC-2007": 210, "COCO-2014": 1000}
@@ -44,15 +68,19 @@ def load_rows(path: str | Path) -> list[dict[str, Any]]:
             continue
         # A run of a fraction of the paper's work is scaled to the whole (linear cost).
         seconds = bench["stats"]["median"] * info.get("scale", 1.0) / info["images"]
-        rows.append({
-            "method": info["method"],
-            "classifier": info["classifier"],
-            "device": info.get("device", data.get("machine_info", {}).get("cpu", {}).get("brand_raw", "?")),
-            "image_size": info.get("image_size"),
-            "batch_size": info.get("batch_size"),
-            "seconds_per_image": seconds,
-            "images_per_second": 1.0 / seconds,
-        })
+        rows.append(
+            {
+                "method": info["method"],
+                "classifier": info["classifier"],
+                "device": info.get(
+                    "device", data.get("machine_info", {}).get("cpu", {}).get("brand_raw", "?")
+                ),
+                "image_size": info.get("image_size"),
+                "batch_size": info.get("batch_size"),
+                "seconds_per_image": seconds,
+                "images_per_second": 1.0 / seconds,
+            }
+        )
     return rows
 
 

@@ -76,9 +76,7 @@ class DemoSettings:
     quality_images: int
     hallucination_paper_setting_only: bool
     hallucination_iterations: int = 500
-    attribute_overrides: Mapping[str, Mapping[str, Any]] = dataclasses.field(
-        default_factory=dict
-    )
+    attribute_overrides: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
 
 
 #: The default run: <= 5 minutes on 2 CPU cores.
@@ -135,8 +133,13 @@ def retrain_checkpoints(directory: PathLike, root_dir: PathLike) -> dict[str, Pa
         overrides = {}
         if task == "explainer":
             overrides = {"model": {"classifier_checkpoint": str(classifier)}}
-        paths[name] = train_preset(task, preset, directory / f"{name}.pt",
-                                   default_root_dir=Path(root_dir) / name, overrides=overrides)
+        paths[name] = train_preset(
+            task,
+            preset,
+            directory / f"{name}.pt",
+            default_root_dir=Path(root_dir) / name,
+            overrides=overrides,
+        )
     return paths
 
 
@@ -156,10 +159,14 @@ def _throughput_markdown(result: EvaluationResult) -> tuple:
     rows = {}
     for method, s in seconds.items():
         ratio = s / reference if reference else math.nan
-        rows[method] = {"seconds_per_pair": s, "pairs_per_second": 1.0 / s if s else math.nan,
-                        "ratio_to_explainer": ratio}
-        lines.append(f"| {method} | {s:.4f} | {rows[method]['pairs_per_second']:.1f} | "
-                     f"{ratio:.1f} |")
+        rows[method] = {
+            "seconds_per_pair": s,
+            "pairs_per_second": 1.0 / s if s else math.nan,
+            "ratio_to_explainer": ratio,
+        }
+        lines.append(
+            f"| {method} | {s:.4f} | {rows[method]['pairs_per_second']:.1f} | {ratio:.1f} |"
+        )
     return "\n".join(lines), rows
 
 
@@ -256,13 +263,21 @@ def run_demo(
     dataset = ShapesDataset(settings.num_images, image_size, seed=seed, split="test")
 
     tick = time.perf_counter()
-    specs = default_methods(image_size, score=SHAPES_SCORE, space=dataset.space,
-                            include=list(methods), checkpoint_dir=checkpoints)
+    specs = default_methods(
+        image_size,
+        score=SHAPES_SCORE,
+        space=dataset.space,
+        include=list(methods),
+        checkpoint_dir=checkpoints,
+    )
     for name, spec in zip(methods, specs, strict=False):
-        spec.attribute_kwargs = {**spec.attribute_kwargs,
-                                 **settings.attribute_overrides.get(name, {})}
-    result = evaluate_attributions(model, dataset, specs, score=SHAPES_SCORE,
-                                   show_progress=show_progress)
+        spec.attribute_kwargs = {
+            **spec.attribute_kwargs,
+            **settings.attribute_overrides.get(name, {}),
+        }
+    result = evaluate_attributions(
+        model, dataset, specs, score=SHAPES_SCORE, show_progress=show_progress
+    )
     result.settings["dataset"] = (
         f"ShapesDataset(num_images={settings.num_images}, image_size={image_size}, "
         f"seed={seed}, split='test')"
@@ -277,7 +292,9 @@ def run_demo(
 
     tick = time.perf_counter()
     table_data = ShapesDataset(settings.table_images, image_size, seed=seed, split="test")
-    table_specs = [spec for name, spec in zip(methods, specs, strict=False) if name in TABLE_METHODS]
+    table_specs = [
+        spec for name, spec in zip(methods, specs, strict=False) if name in TABLE_METHODS
+    ]
     tables = explainer_tables(model, table_data, table_specs, show_progress=show_progress)
     tables.settings["dataset"] = (
         f"ShapesDataset(num_images={settings.table_images}, image_size={image_size}, "
@@ -288,23 +305,30 @@ def run_demo(
     stages.update()
 
     tick = time.perf_counter()
-    run_removal_effectiveness(out, num_images=settings.removal_images,
-                              quality_images=settings.quality_images, seed=seed,
-                              device=device, show_progress=show_progress,
-                              checkpoint_dir=checkpoints)
+    run_removal_effectiveness(
+        out,
+        num_images=settings.removal_images,
+        quality_images=settings.quality_images,
+        seed=seed,
+        device=device,
+        show_progress=show_progress,
+        checkpoint_dir=checkpoints,
+    )
     timings["removal"] = time.perf_counter() - tick
     stages.update()
 
     tick = time.perf_counter()
     paper_only = settings.hallucination_paper_setting_only
     hallucination = hallucination_rates(
-        model, shapes_space(), image_size,
+        model,
+        shapes_space(),
+        image_size,
         {"black": DEFAULT_STARTS["black"]} if paper_only else None,
         {"mid-grey": DEFAULT_REFERENCES["mid-grey"]} if paper_only else None,
-        iterations=settings.hallucination_iterations, show_progress=show_progress,
+        iterations=settings.hallucination_iterations,
+        show_progress=show_progress,
     )
-    write_markdown_json(out, "hallucination", hallucination_markdown(hallucination),
-                        hallucination)
+    write_markdown_json(out, "hallucination", hallucination_markdown(hallucination), hallucination)
     timings["hallucination"] = time.perf_counter() - tick
     stages.update()
     stages.close()
@@ -327,7 +351,8 @@ def run_demo(
         "## Methods\n\n" + _section(out / "metrics.md", 2),
         "## Throughput\n\n" + _section(out / "throughput.md", 2),
         "## Tables 1 and 2\n\n" + _section(out / "tables.md", 2),
-        "## Removal effectiveness\n\n" + _section(out / "removal.md", 2)
+        "## Removal effectiveness\n\n"
+        + _section(out / "removal.md", 2)
         + "\n\n![removal](removal.png)",
         "## Hallucination\n\n" + _section(out / "hallucination.md", 2),
     ]

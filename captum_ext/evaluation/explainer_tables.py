@@ -47,8 +47,12 @@ from captum_ext.utils import preserved_state, to_json
 
 PathLike = str | Path
 #: Table 2 columns: key -> (header, higher is better).
-TABLE2_COLUMNS = {"accuracy": ("Acc", True), "iou": ("IoU", True), "saliency": ("Sal", False),
-                  "mae": ("MAE", False)}
+TABLE2_COLUMNS = {
+    "accuracy": ("Acc", True),
+    "iou": ("IoU", True),
+    "saliency": ("Sal", False),
+    "mae": ("MAE", False),
+}
 
 
 @dataclass
@@ -111,7 +115,12 @@ def class_maps(attribution: Any, spec: MethodSpec, images: Tensor, wanted: Tenso
 
 
 def _table2_rows(
-    model: nn.Module, images: Tensor, masks: Tensor, gt: Tensor, labels: Tensor, valid: Tensor | None
+    model: nn.Module,
+    images: Tensor,
+    masks: Tensor,
+    gt: Tensor,
+    labels: Tensor,
+    valid: Tensor | None,
 ) -> dict[str, Tensor]:
     scores = segmentation_scores(masks, gt, valid)
     scores["saliency"] = mask_saliency(model, images, masks, labels, score="softmax")
@@ -158,9 +167,12 @@ def explainer_tables(
     device = next(iter(model.parameters())).device
     total = len(dataset) if num_images is None else min(num_images, len(dataset))
     table1_count = total if table1_images is None else min(table1_images, total)
-    loader = DataLoader(Subset(dataset, range(total)), batch_size=image_batch_size,
-                        collate_fn=collate_samples)
-    sums: dict[str, dict[str, list[Tensor]]] = {m.name: {k: [] for k in TABLE2_COLUMNS} for m in methods}
+    loader = DataLoader(
+        Subset(dataset, range(total)), batch_size=image_batch_size, collate_fn=collate_samples
+    )
+    sums: dict[str, dict[str, list[Tensor]]] = {
+        m.name: {k: [] for k in TABLE2_COLUMNS} for m in methods
+    }
     sanity: dict[str, dict[str, list[Tensor]]] = {}
     table1_parts: dict[str, list[Tensor]] = {m.name: [] for m in methods}
     table1_data: dict[str, list[Tensor]] = {"images": [], "labels": []}
@@ -176,12 +188,22 @@ def explainer_tables(
             num_classes = labels.shape[1]
             in_table1 = max(0, min(table1_count - seen, images.shape[0]))
             seen += images.shape[0]
-            keep = labels.any(dim=1) if valid is None else labels.any(dim=1) & valid.flatten(1).any(dim=1)
+            keep = (
+                labels.any(dim=1)
+                if valid is None
+                else labels.any(dim=1) & valid.flatten(1).any(dim=1)
+            )
             present = labels[:, :, None, None]
             gt = (gt_all * present).amax(dim=1, keepdim=True)
             for name, mask in sanity_masks(gt[keep]).items():
-                rows = _table2_rows(model, images[keep], mask, gt[keep], labels[keep],
-                                    None if valid is None else valid[keep])
+                rows = _table2_rows(
+                    model,
+                    images[keep],
+                    mask,
+                    gt[keep],
+                    labels[keep],
+                    None if valid is None else valid[keep],
+                )
                 for key, value in rows.items():
                     sanity.setdefault(name, {}).setdefault(key, []).append(value.cpu())
             # Table 1 needs every class of its images, Table 2 only the present ones.
@@ -192,22 +214,33 @@ def explainer_tables(
                 if in_table1:
                     table1_parts[spec.name].append(maps[:in_table1].cpu())
                 aggregated = (maps * present).amax(dim=1, keepdim=True)
-                rows = _table2_rows(model, images[keep], aggregated[keep], gt[keep], labels[keep],
-                                    None if valid is None else valid[keep])
+                rows = _table2_rows(
+                    model,
+                    images[keep],
+                    aggregated[keep],
+                    gt[keep],
+                    labels[keep],
+                    None if valid is None else valid[keep],
+                )
                 for key, value in rows.items():
                     sums[spec.name][key].append(value.cpu())
             if in_table1:
                 table1_data["images"].append(images[:in_table1].cpu())
                 table1_data["labels"].append(labels[:in_table1].cpu())
-        names = list(class_names or getattr(dataset, "class_names", None) or
-                     [f"class {i}" for i in range(num_classes or 0)])
+        names = list(
+            class_names
+            or getattr(dataset, "class_names", None)
+            or [f"class {i}" for i in range(num_classes or 0)]
+        )
         result = ExplainerTables(names)
         if table1_data["images"]:
             x1 = torch.cat(table1_data["images"]).to(device)
             y1 = torch.cat(table1_data["labels"]).to(device)
             for spec in methods:
                 masks = torch.cat(table1_parts[spec.name]).to(device)
-                matrix = class_masking_matrix(model, x1, masks, y1, thresholds=thresholds, score="softmax")
+                matrix = class_masking_matrix(
+                    model, x1, masks, y1, thresholds=thresholds, score="softmax"
+                )
                 result.table1[spec.name] = matrix.cpu().tolist()
     result.table2 = {
         name: {key: float(torch.cat(values).mean()) for key, values in cols.items()}
@@ -236,9 +269,13 @@ def tables_markdown(result: ExplainerTables) -> str:
     lines = ["## Table 1: class-specific masking (mean softmax score, %)", ""]
     header = "| Target class | none | " + " | ".join(result.class_names) + " |"
     for method, matrix in result.table1.items():
-        lines += [f"**{method}** (mean diagonal / mean off-diagonal = "
-                  f"{result.diagonal_ratio(method):.1f})", "", header,
-                  "|---|" + "---:|" * (len(result.class_names) + 1)]
+        lines += [
+            f"**{method}** (mean diagonal / mean off-diagonal = "
+            f"{result.diagonal_ratio(method):.1f})",
+            "",
+            header,
+            "|---|" + "---:|" * (len(result.class_names) + 1),
+        ]
         for name, row in zip(result.class_names, matrix, strict=False):
             lines.append(f"| {name} | " + " | ".join(_cell(v) for v in row) + " |")
         lines.append("")
@@ -259,8 +296,11 @@ def write_tables(result: ExplainerTables, output_dir: PathLike) -> dict[str, Pat
     settings = "\n".join(f"- {k}: {v}" for k, v in result.settings.items())
     markdown = out / "tables.md"
     markdown.write_text(
-        "# Stalder et al. Tables 1 and 2\n\n" + tables_markdown(result) + "\n\n## Settings\n\n"
-        + settings + "\n"
+        "# Stalder et al. Tables 1 and 2\n\n"
+        + tables_markdown(result)
+        + "\n\n## Settings\n\n"
+        + settings
+        + "\n"
     )
     payload = {
         "class_names": result.class_names,
@@ -330,16 +370,21 @@ def evaluate_explainer_shapes_world(
     model = load_shapes_classifier(device=device)
     dataset = ShapesDataset(num_images, image_size, seed=seed, split="test")
     specs = default_methods(
-        image_size, score=SHAPES_SCORE, space=dataset.space,
+        image_size,
+        score=SHAPES_SCORE,
+        space=dataset.space,
         include=list(methods or SHAPES_EXPLAINER_METHODS),
     )
-    result = evaluate_attributions(model, dataset, specs, score=SHAPES_SCORE, show_progress=show_progress)
+    result = evaluate_attributions(
+        model, dataset, specs, score=SHAPES_SCORE, show_progress=show_progress
+    )
     result.settings["dataset"] = (
         f"ShapesDataset(num_images={num_images}, image_size={image_size}, seed={seed}, split='test')"
     )
     write_report(result, output_dir)
-    tables = explainer_tables(model, dataset, specs, table1_images=table1_images,
-                              show_progress=show_progress)
+    tables = explainer_tables(
+        model, dataset, specs, table1_images=table1_images, show_progress=show_progress
+    )
     tables.settings["dataset"] = result.settings["dataset"]
     write_tables(tables, output_dir)
     return result, tables

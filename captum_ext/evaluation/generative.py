@@ -368,7 +368,9 @@ def run_generative_evaluation(
             deletion[name][substrate] = float(torch.cat(aucs).mean())
     beats_twin = _beats_twin(deletion)
     markdown = _deletion_markdown(result, deletion, beats_twin)
-    write_markdown_json(output_dir, "deletion", markdown, {"deletion_auc": deletion, "beats_twin": beats_twin})
+    write_markdown_json(
+        output_dir, "deletion", markdown, {"deletion_auc": deletion, "beats_twin": beats_twin}
+    )
     return {"table": result.table(), "deletion_auc": deletion, "beats_twin": beats_twin}
 
 
@@ -545,7 +547,9 @@ def run_sensitivity(
         "lime_seeds": lime_seeds,
         "lime_samples": lime_samples,
     }
-    write_markdown_json(output_dir, "sensitivity", "\n".join(lines), {"table": table, "settings": settings})
+    write_markdown_json(
+        output_dir, "sensitivity", "\n".join(lines), {"table": table, "settings": settings}
+    )
     _sensitivity_figure(table, Path(output_dir) / "sensitivity.png")
     return table
 

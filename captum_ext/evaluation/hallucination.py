@@ -70,10 +70,15 @@ def candidate_triples(
                 for cls in range(logits.shape[1]):
                     if cls in (start_top1, ref_top1):
                         continue
-                    triples.append({
-                        "start": start_name, "reference": ref_name, "class": cls,
-                        "start_top1": start_top1, "reference_top1": ref_top1,
-                    })
+                    triples.append(
+                        {
+                            "start": start_name,
+                            "reference": ref_name,
+                            "class": cls,
+                            "start_top1": start_top1,
+                            "reference_top1": ref_top1,
+                        }
+                    )
     return triples
 
 
@@ -123,16 +128,24 @@ def hallucination_rates(
         for ref_name, ref_colour in references.items():
             group = [t for t in triples if t["reference"] == ref_name]
             filler = Constant(list(ref_colour), space=space)
-            method = FGVis(model, game="generation", filler=filler, lambda_=0.0,
-                           iterations=iterations, defense=defense, score="softmax")
+            method = FGVis(
+                model,
+                game="generation",
+                filler=filler,
+                lambda_=0.0,
+                iterations=iterations,
+                defense=defense,
+                score="softmax",
+            )
             for first in range(0, len(group), batch_size):
-                chunk = group[first:first + batch_size]
+                chunk = group[first : first + batch_size]
                 images = torch.cat(
                     [_constant_image(starts[t["start"]], space, shape) for t in chunk]
                 ).to(device)
                 target = torch.tensor([t["class"] for t in chunk], device=device)
-                mask = method.attribute(images, target=target, return_map=True,
-                                        show_progress=show_progress)
+                mask = method.attribute(
+                    images, target=target, return_map=True, show_progress=show_progress
+                )
                 with torch.no_grad():
                     explained = remove(images, mask, filler.reference(images))
                     top1 = model(explained).argmax(1)
@@ -151,6 +164,7 @@ def summarize(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
     >>> summarize(rows)["all"]["rate_without_defense"]
     1.0
     """
+
     def stats(subset: Sequence[Mapping[str, Any]]) -> dict[str, float]:
         n = len(subset)
         without = sum(bool(r["generated_without_defense"]) for r in subset)
@@ -177,8 +191,7 @@ def hallucination_markdown(result: Mapping[str, Any], model_name: str = "shapes 
         "|---|---|---|---|",
     ]
     for name, s in summary.items():
-        label = "black image, mid-grey reference" if name != "all" else (
-            "all starts x references")
+        label = "black image, mid-grey reference" if name != "all" else ("all starts x references")
         lines.append(
             f"| {model_name}: {label} | {s['classes_tried']} | "
             f"{100 * s['rate_without_defense']:.1f}% ({s['generated_without_defense']}) | "

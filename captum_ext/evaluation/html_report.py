@@ -34,7 +34,7 @@ def markdown_to_html(text: str, title: str) -> str:
     """
     body = markdown.markdown(text, extensions=["tables", "fenced_code", "toc"])
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{html.escape(title)}</title>\n<style>{_STYLE}</style>\n</head>\n"
         f"<body>\n{body}\n</body>\n</html>\n"
     )

@@ -384,9 +384,7 @@ def default_methods(
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     if len(size) != 2 or any(not isinstance(s, int) or s < 1 for s in size):
         raise ValueError(f"`image_size` must be an int or (H, W), got {image_size!r}")
-    ctx = MethodContext(
-        size, channels, check_score(score), space or ImageSpace(), checkpoint_dir
-    )
+    ctx = MethodContext(size, channels, check_score(score), space or ImageSpace(), checkpoint_dir)
     names = list(DEFAULT_METHODS if include is None else include)
     unknown = [n for n in names if n not in METHODS]
     if unknown:

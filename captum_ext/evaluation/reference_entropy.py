@@ -81,7 +81,9 @@ def reference_entropies(
     with torch.no_grad():
         num_classes = model(images[:1]).shape[1]
     result[f"maximum ({num_classes} classes)"] = {
-        "mean": max_entropy(num_classes), "std": 0.0, "count": 0,
+        "mean": max_entropy(num_classes),
+        "std": 0.0,
+        "count": 0,
     }
     return result
 

@@ -181,16 +181,28 @@ def curves_figure(result: EvaluationResult) -> Figure:
         raise ValueError("the result holds no curves")
     fig = Figure(figsize=(12, 4.5))
     axes = fig.subplots(1, 2)
-    titles = {"deletion_curve": "Deletion (lower is better)",
-              "insertion_curve": "Insertion (higher is better)"}
+    titles = {
+        "deletion_curve": "Deletion (lower is better)",
+        "insertion_curve": "Insertion (higher is better)",
+    }
     styles = curve_styles(result.methods)
     for ax, (key, title) in zip(axes, titles.items(), strict=False):
         for method in result.methods:
-            ax.plot(result.curve_fractions, result.curves[method][key], label=method,
-                    linewidth=1.6, markersize=3, markevery=4, **styles[method])
+            ax.plot(
+                result.curve_fractions,
+                result.curves[method][key],
+                label=method,
+                linewidth=1.6,
+                markersize=3,
+                markevery=4,
+                **styles[method],
+            )
         ax.set_title(title, fontsize=10)
-        ax.set_xlabel("fraction of pixels removed" if key == "deletion_curve"
-                      else "fraction of pixels inserted")
+        ax.set_xlabel(
+            "fraction of pixels removed"
+            if key == "deletion_curve"
+            else "fraction of pixels inserted"
+        )
         ax.set_ylabel(f"target score ({result.settings.get('score', '?')})")
         ax.set_xlim(0, 1)
         ax.grid(alpha=0.3)

@@ -10,9 +10,7 @@ from captum_ext.fillers.base import Filler
 from captum_ext.fillers.image_space import ImageSpace
 
 
-def random_like(
-    inputs: Tensor, kind: str, generator: torch.Generator | None = None
-) -> Tensor:
+def random_like(inputs: Tensor, kind: str, generator: torch.Generator | None = None) -> Tensor:
     """Draw ``rand``/``randn`` noise shaped like ``inputs`` from ``generator``.
 
     The noise is drawn on the generator's device (CPU by default) and moved to the

@@ -201,7 +201,9 @@ class PointingScores(NamedTuple):
 def _as_vector(values: object, name: str) -> Tensor:
     vector = values if isinstance(values, Tensor) else torch.as_tensor(values)
     if vector.dim() != 1:
-        raise ValueError(f"`{name}` must be one value per pair, shape (P,), got {tuple(vector.shape)}")
+        raise ValueError(
+            f"`{name}` must be one value per pair, shape (P,), got {tuple(vector.shape)}"
+        )
     return vector
 
 

@@ -86,9 +86,7 @@ def continuous_iou(masks: Tensor, ground_truth: Tensor, valid: Tensor | None = N
     return torch.where(union > 0, inter / union.clamp_min(torch.finfo(union.dtype).tiny), 1.0)
 
 
-def mean_absolute_error(
-    masks: Tensor, ground_truth: Tensor, valid: Tensor | None = None
-) -> Tensor:
+def mean_absolute_error(masks: Tensor, ground_truth: Tensor, valid: Tensor | None = None) -> Tensor:
     """Mean absolute error ``mean(|m - g|)`` per image. Arguments as :func:`soft_accuracy`.
 
     Examples
@@ -138,9 +136,7 @@ def sanity_masks(ground_truth: Tensor) -> dict[str, Tensor]:
     return masks
 
 
-def sanity_rows(
-    ground_truth: Tensor, valid: Tensor | None = None
-) -> dict[str, dict[str, Tensor]]:
+def sanity_rows(ground_truth: Tensor, valid: Tensor | None = None) -> dict[str, dict[str, Tensor]]:
     """:func:`segmentation_scores` of every :func:`sanity_masks` entry.
 
     Returns

@@ -27,7 +27,7 @@ def read_state_dict(path: PathLike, prefix: str | None = None) -> dict[str, torc
     if not isinstance(payload, dict):
         raise ValueError(f"{path} does not hold a state dict")
     if prefix:
-        payload = {k[len(prefix):]: v for k, v in payload.items() if k.startswith(prefix)}
+        payload = {k[len(prefix) :]: v for k, v in payload.items() if k.startswith(prefix)}
         if not payload:
             raise ValueError(f"{path} has no weights under the prefix {prefix!r}")
     return {k: v.float() if v.dtype == torch.float16 else v for k, v in payload.items()}

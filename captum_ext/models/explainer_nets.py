@@ -173,7 +173,7 @@ def _load_backbone(backbone: nn.Module, path: PathLike, drop_prefixes: tuple, st
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     state = {
-        k[len(strip):] if strip and k.startswith(strip) else k: v
+        k[len(strip) :] if strip and k.startswith(strip) else k: v
         for k, v in state.items()
         if not k.startswith(drop_prefixes)
     }
@@ -203,7 +203,9 @@ def deeplabv3_resnet50_explainer(
     # torchvision's model zoo takes seconds to import: only the factories that use it do.
     from torchvision.models.segmentation import deeplabv3_resnet50
 
-    net = deeplabv3_resnet50(weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False)
+    net = deeplabv3_resnet50(
+        weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False
+    )
     if weights_backbone is not None:
         _load_backbone(net.backbone, weights_backbone, ("fc.",), "")
     return net
@@ -277,7 +279,7 @@ def build_explainer_net(
 
 
 def _strip_prefix(state_dict: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:
-    return {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
 
 
 def load_explainer_net(
@@ -313,7 +315,11 @@ def load_explainer_net(
     config: dict[str, Any] | None = None
     if "state_dict" in payload and "hyper_parameters" in payload:  # Lightning checkpoint
         hp = payload["hyper_parameters"]
-        config = {"arch": hp["arch"], "num_classes": hp["num_classes"], **(hp.get("arch_kwargs") or {})}
+        config = {
+            "arch": hp["arch"],
+            "num_classes": hp["num_classes"],
+            **(hp.get("arch_kwargs") or {}),
+        }
         config.pop("weights_backbone", None)
         state = _strip_prefix(payload["state_dict"], "model.")
     elif "state_dict" in payload:  # captum-ext weights file

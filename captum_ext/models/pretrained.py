@@ -36,8 +36,7 @@ def checkpoint_path(name: str, checkpoint_dir: PathLike | None = None) -> Path:
     path = Path(str(files("captum_ext") / "checkpoints" / f"{name}.pt"))
     if not path.exists():
         raise FileNotFoundError(
-            f"no shipped checkpoint {name!r} at {path}; see README for the command that "
-            "trains it"
+            f"no shipped checkpoint {name!r} at {path}; see README for the command that trains it"
         )
     return path
 

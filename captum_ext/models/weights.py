@@ -13,9 +13,7 @@ from typing import Any
 import torch
 
 
-def save_weights(
-    path: str | Path, config: dict[str, Any], state_dict: dict[str, Any]
-) -> Path:
+def save_weights(path: str | Path, config: dict[str, Any], state_dict: dict[str, Any]) -> Path:
     """Save ``{"config", "state_dict"}`` loadable with ``torch.load(weights_only=True)``.
 
     Tensors are stored in float16 where they are float32 (halves the file); loaders cast

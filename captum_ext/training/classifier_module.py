@@ -125,8 +125,12 @@ class ClassifierModule(LightningModule):
         targets = labels.long()
         self.val_clean(logits.sigmoid(), targets)
         self.val_object_only(logits_object_only.sigmoid(), targets)
-        nulls = null_images(images.shape[0], images.shape[-1], shapes_space(),
-                            torch.Generator().manual_seed(batch_idx))
+        nulls = null_images(
+            images.shape[0],
+            images.shape[-1],
+            shapes_space(),
+            torch.Generator().manual_seed(batch_idx),
+        )
         self.val_null(self(nulls.to(images.device)).sigmoid(), torch.zeros_like(targets))
         self.log("val/loss", F.binary_cross_entropy_with_logits(logits, labels))
         self.log("val/exact_match", self.val_clean, prog_bar=True)

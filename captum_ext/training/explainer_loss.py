@@ -448,7 +448,10 @@ class ExplainerLoss(MaskLoss):
 
 
 def color_noise(
-    images: Tensor, std: float = 0.11, offset: float = 0.33, generator: torch.Generator | None = None
+    images: Tensor,
+    std: float = 0.11,
+    offset: float = 0.33,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
     """RTIS's colour alternative: Gaussian noise (``std``) plus a per-channel offset ``U(-offset, offset)``.
 
@@ -547,8 +550,7 @@ class RTISLoss(MaskLoss):
             "tv": self.l_tv * total_variation(m[:, 0], power=2).mean(),
             "area_target": self.l_area * mask_area(m).mean(),
             "preserver": -F.logsigmoid(logits_pres)[is_target].mean(),
-            "destroyer": self.l_destroy
-            * logits_destr.sigmoid()[is_target].mean().pow(self.power),
+            "destroyer": self.l_destroy * logits_destr.sigmoid()[is_target].mean().pow(self.power),
         }
         terms["loss"] = torch.stack(list(terms.values())).sum()
         return terms

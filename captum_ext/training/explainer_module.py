@@ -141,12 +141,18 @@ class ExplainerModule(LightningModule):
         check_choice(lr_schedule, "lr_schedule", LR_SCHEDULES)
         if class_ratio_images < 0:
             raise ValueError(f"`class_ratio_images` must be >= 0, got {class_ratio_images}")
-        self.save_hyperparameters(ignore=["loss"] + ([] if isinstance(classifier, str) else ["classifier"]))
+        self.save_hyperparameters(
+            ignore=["loss"] + ([] if isinstance(classifier, str) else ["classifier"])
+        )
         self.model = build_explainer_net(arch, num_classes, **(arch_kwargs or {}))
         if isinstance(classifier, str):
-            classifier = build_classifier(classifier, num_classes, classifier_checkpoint, classifier_prefix)
+            classifier = build_classifier(
+                classifier, num_classes, classifier_checkpoint, classifier_prefix
+            )
         if not isinstance(classifier, nn.Module):
-            raise TypeError(f"`classifier` must be a name or an nn.Module, got {type(classifier).__name__}")
+            raise TypeError(
+                f"`classifier` must be a name or an nn.Module, got {type(classifier).__name__}"
+            )
         self.classifier = classifier.eval().requires_grad_(False)
         self.loss = loss if loss is not None else ExplainerLoss()
         self.generator = torch.Generator().manual_seed(seed)
@@ -245,7 +251,9 @@ class ExplainerModule(LightningModule):
             )
         return terms["loss"]
 
-    def _mask_scores(self, batch: dict[str, Any], mask_logits: Tensor, stage: str) -> dict[str, Any]:
+    def _mask_scores(
+        self, batch: dict[str, Any], mask_logits: Tensor, stage: str
+    ) -> dict[str, Any]:
         """IoU and pointing of each (image, present class) mask against its ground truth."""
         gt = batch["masks"]
         present = (batch["labels"] > 0.5) & (gt.flatten(2).amax(dim=2) > 0.5)
@@ -296,18 +304,24 @@ class ExplainerModule(LightningModule):
         level = level_sum / collapsed
         if level >= 0.9:
             how = "all on (they keep the whole image)"
-            advice = ("Removing the object does not cost the loss enough: raise l_e (the "
-                      "entropy of the classifier on the removed image), then l_m; and check "
-                      "that the classifier's score drops when the object is removed.")
+            advice = (
+                "Removing the object does not cost the loss enough: raise l_e (the "
+                "entropy of the classifier on the removed image), then l_m; and check "
+                "that the classifier's score drops when the object is removed."
+            )
         elif level <= 0.1:
             how = "all off (they keep nothing)"
-            advice = ("The area terms outweigh the classification term: lower l_m and l_n "
-                      "(then l_ac), and check that the classifier recognises images that keep "
-                      "only the object (the rest replaced by the loss's filler reference).")
+            advice = (
+                "The area terms outweigh the classification term: lower l_m and l_n "
+                "(then l_ac), and check that the classifier recognises images that keep "
+                "only the object (the rest replaced by the loss's filler reference)."
+            )
         else:
             how = f"flat at {level:.2f} (the Explainer has not started to learn)"
-            advice = ("Raise the learning rate (1e-3 with lr_schedule='onecycle' for a U-Net "
-                      "trained from scratch) or train for more steps.")
+            advice = (
+                "Raise the learning rate (1e-3 with lr_schedule='onecycle' for a U-Net "
+                "trained from scratch) or train for more steps."
+            )
         rank_zero_warn(
             f"Explainer masks collapsed: in epoch {self.current_epoch}, "
             f"{collapsed / total:.0%} of the {int(total)} target-class masks were near-constant "
@@ -346,7 +360,9 @@ class ExplainerModule(LightningModule):
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams
-        optimizer = torch.optim.Adam(self.model.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=hp.lr, weight_decay=hp.weight_decay
+        )
         if hp.lr_schedule == "constant":
             return optimizer
         steps = int(self.trainer.estimated_stepping_batches)
@@ -356,4 +372,7 @@ class ExplainerModule(LightningModule):
             scheduler = torch.optim.lr_scheduler.OneCycleLR(
                 optimizer, max_lr=hp.lr, total_steps=steps, pct_start=0.1
             )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }

@@ -122,7 +122,8 @@ class TwoCalls(nn.Module):
 
         def gate(g, a, a0):
             inside = (torch.minimum(a0, torch.zeros_like(a0)) <= a) & (
-                a <= torch.maximum(a0, torch.zeros_like(a0)))
+                a <= torch.maximum(a0, torch.zeros_like(a0))
+            )
             keep = inside | ((g * a > 0) if restore else False)
             return torch.where(keep, g, torch.zeros_like(g))
 
@@ -132,8 +133,11 @@ class TwoCalls(nn.Module):
         return (g_a1 * derivative(act, z1)) @ self.l1.weight
 
 
-@pytest.mark.parametrize("act", [nn.SiLU(), nn.GELU(), nn.Hardswish(), nn.Tanh(), nn.Sigmoid()],
-                         ids=lambda a: type(a).__name__)
+@pytest.mark.parametrize(
+    "act",
+    [nn.SiLU(), nn.GELU(), nn.Hardswish(), nn.Tanh(), nn.Sigmoid()],
+    ids=lambda a: type(a).__name__,
+)
 @pytest.mark.parametrize("restore", [False, True])
 def test_any_activation_matches_hand_built_bound(act, restore):
     """Activations with negative outputs are bounded from below too ([a0, 0] for a0 < 0)."""
@@ -176,13 +180,16 @@ def test_forward_unchanged_and_clean_input_not_filtered():
     torch.testing.assert_close(got, input_gradient(net, x))
 
 
-@pytest.mark.parametrize("builder, calls", [
-    (lambda: torchvision.models.resnet18(num_classes=3), 17),
-    (lambda: torchvision.models.vgg11(num_classes=3), 10),
-    # SiLU and the Sigmoid gates of squeeze-and-excitation (the other architectures are
-    # in tests/attr/test_model_zoo.py)
-    (lambda: torchvision.models.efficientnet_b0(num_classes=3), 65),
-])
+@pytest.mark.parametrize(
+    "builder, calls",
+    [
+        (lambda: torchvision.models.resnet18(num_classes=3), 17),
+        (lambda: torchvision.models.vgg11(num_classes=3), 10),
+        # SiLU and the Sigmoid gates of squeeze-and-excitation (the other architectures are
+        # in tests/attr/test_model_zoo.py)
+        (lambda: torchvision.models.efficientnet_b0(num_classes=3), 65),
+    ],
+)
 def test_torchvision_models(builder, calls):
     torch.manual_seed(0)
     model = builder().eval()
@@ -236,7 +243,9 @@ def test_functional_activations_are_counted_and_warned_about():
     model = HalfFunctional()
     x = torch.randn(2, 5)
     with ActivationGradientFilter([model]) as gate:
-        with pytest.warns(UserWarning, match=r"2 activation-module calls.*2 functional.*relu x1, sigmoid x1"):
+        with pytest.warns(
+            UserWarning, match=r"2 activation-module calls.*2 functional.*relu x1, sigmoid x1"
+        ):
             gate.record(lambda: model(x))
         assert gate.unfiltered == {"relu": 1, "sigmoid": 1}
         with warnings.catch_warnings():

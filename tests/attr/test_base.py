@@ -42,7 +42,7 @@ class GradientOfScore(MaskAttribution):
         x = inputs.clone().requires_grad_(True)
         logits = self._forward(x, additional_forward_args)
         target = self._target(target, inputs, logits.shape[1])
-        params = self.forward_func.parameters() if hasattr(self.forward_func, 'parameters') else []
+        params = self.forward_func.parameters() if hasattr(self.forward_func, "parameters") else []
         self._seen_requires_grad = [p.requires_grad for p in params]
         if self.fail:
             self.forward_func.register_forward_hook(lambda *a: None)
@@ -220,8 +220,13 @@ def test_subclass_without_log_usage_is_rejected():
 
 @pytest.mark.parametrize(
     "method, default",
-    [(SlidingPatch, Constant), (SuperpixelLime, Constant), (FGVis, Constant), (MP2, Blur),
-     (DSSR, UniformNoise)],
+    [
+        (SlidingPatch, Constant),
+        (SuperpixelLime, Constant),
+        (FGVis, Constant),
+        (MP2, Blur),
+        (DSSR, UniformNoise),
+    ],
 )
 def test_filler_default_and_type_check(tiny_model, method, default):
     assert type(method(tiny_model).filler) is default

@@ -155,7 +155,11 @@ LIME_CALLS = {
     "docstring": lambda m, x: m.attribute(x, target=1, feature_mask=tutorial_mask(), n_samples=6),
     # the image tutorial's form
     "tutorial": lambda m, x: m.attribute(
-        x, target=4, feature_mask=tutorial_mask(), n_samples=6, perturbations_per_eval=4,
+        x,
+        target=4,
+        feature_mask=tutorial_mask(),
+        n_samples=6,
+        perturbations_per_eval=4,
         show_progress=False,
     ),
     "tuple inputs": lambda m, x: m.attribute(
@@ -204,7 +208,9 @@ def test_noise_tunnel_with_baselines_on_sliding_patch(model, pixels):
     assert attr.shape == pixels.shape
     visualize_all(attr, pixels)
     tensor_baselines = dict(kwargs, baselines=torch.zeros(1, 3, H, W))
-    out = tunnel.attribute((pixels,), sliding_window_shapes=WINDOW, strides=WINDOW, **tensor_baselines)
+    out = tunnel.attribute(
+        (pixels,), sliding_window_shapes=WINDOW, strides=WINDOW, **tensor_baselines
+    )
     assert isinstance(out, tuple) and out[0].shape == pixels.shape
     visualize_all(out, (pixels,))
 
@@ -293,11 +299,17 @@ def test_more_than_one_input_tensor_is_a_clear_error(model, pixels):
         (lambda m, x: m.attribute(x, WINDOW, WINDOW, "zero", 1), TypeError, "baselines"),
         (lambda m, x: m.attribute(x, WINDOW, WINDOW, (0.0, 0.0), 1), ValueError, "baselines"),
         (lambda m, x: m.attribute(x, WINDOW, WINDOW, 0, 1.5), TypeError, "target"),
-        (lambda m, x: m.attribute(x, WINDOW, WINDOW, 0, 1, None, 4, False, "grid"), TypeError,
-         "positional"),
+        (
+            lambda m, x: m.attribute(x, WINDOW, WINDOW, 0, 1, None, 4, False, "grid"),
+            TypeError,
+            "positional",
+        ),
         (lambda m, x: m.attribute((x, x), WINDOW, WINDOW, 0, 1), TypeError, "inputs"),
-        (lambda m, x: m.attribute(x, (WINDOW, WINDOW), WINDOW, 0, 1), TypeError,
-         "sliding_window_shapes"),
+        (
+            lambda m, x: m.attribute(x, (WINDOW, WINDOW), WINDOW, 0, 1),
+            TypeError,
+            "sliding_window_shapes",
+        ),
     ],
 )
 def test_bad_occlusion_style_calls(model, pixels, call, error, match):
@@ -312,14 +324,25 @@ def test_bad_occlusion_style_calls(model, pixels, call, error, match):
         (lambda m, x: m.attribute(x, "zero", 1), TypeError, "baselines"),
         (lambda m, x: m.attribute(x, (0.0, 1.0), 1), ValueError, "baselines"),
         (lambda m, x: m.attribute(x, 0.0, 1, None, 0.5), TypeError, "feature_mask"),
-        (lambda m, x: m.attribute(x, 0.0, 1, None, (blocks(), blocks())), ValueError,
-         "feature_mask"),
+        (
+            lambda m, x: m.attribute(x, 0.0, 1, None, (blocks(), blocks())),
+            ValueError,
+            "feature_mask",
+        ),
         (lambda m, x: m.attribute(x, 0.0, 1, None, blocks()[:50]), ValueError, "feature_mask"),
-        (lambda m, x: m.attribute(x, 0.0, 1, None, torch.stack([blocks(), blocks() * 0, blocks()])),
-         ValueError, "feature_mask"),
+        (
+            lambda m, x: m.attribute(
+                x, 0.0, 1, None, torch.stack([blocks(), blocks() * 0, blocks()])
+            ),
+            ValueError,
+            "feature_mask",
+        ),
         (lambda m, x: m.attribute(x, 0.0, 1, None, None, 2.5), TypeError, "n_samples"),
-        (lambda m, x: m.attribute(x, 0.0, 1, None, None, 4, 2, True, False, 0), TypeError,
-         "positional"),
+        (
+            lambda m, x: m.attribute(x, 0.0, 1, None, None, 4, 2, True, False, 0),
+            TypeError,
+            "positional",
+        ),
     ],
 )
 def test_bad_lime_style_calls(model, pixels, call, error, match):

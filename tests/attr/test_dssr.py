@@ -26,8 +26,10 @@ def hand_first_step(model, x, r, target, lam_high, theta, variant, k1, k2, lr=0.
     # average pooling as a convolution with a k2 x k2 box of 1/k2^2
     box = torch.full((1, 1, k2, k2), 1.0 / k2**2)
     m_bar = F.conv2d(m, box) if variant == "dssr+" else m
+
     def score(z):
         return model(z)[torch.arange(n), target]  # score="logit"
+
     background = score(m_bar * x + (1 - m_bar) * r)
     salient = score((1 - m_bar) * x + m_bar * r)
     if variant == "dssr+":  # 1 - maxpool(1 - m) == -maxpool(-m) with -inf padding
@@ -51,19 +53,26 @@ def test_first_step_matches_hand_computation(variant):
     target = torch.tensor([0, 1, 2])
     # a lambda comparable with the score gradient, so that the stage decides pixels
     lam_high, theta = 0.05, 0.5
-    method = DSSR(model, variant=variant, iterations=1, score="logit", lambda_high=lam_high,
-                  theta=theta, k1=3, k2=4)
-    got = method.attribute(x, target=target, seed=5,
-                           return_map=True)
+    method = DSSR(
+        model,
+        variant=variant,
+        iterations=1,
+        score="logit",
+        lambda_high=lam_high,
+        theta=theta,
+        k1=3,
+        k2=4,
+    )
+    got = method.attribute(x, target=target, seed=5, return_map=True)
     expected, lam = hand_first_step(model, x, r, target, lam_high, theta, variant, 3, 4)
     assert got.shape == (3, 1, 12, 12)
     torch.testing.assert_close(got, expected)
     if variant == "dssr":
         assert len(set(lam.tolist())) == 2, "both lambda stages should occur"
         # with the other stage everywhere the map differs
-        flipped = DSSR(model, variant=variant, iterations=1, score="logit",
-                       lambda_high=lam_high, theta=100.0).attribute(
-            x, target=target, seed=5, return_map=True)
+        flipped = DSSR(
+            model, variant=variant, iterations=1, score="logit", lambda_high=lam_high, theta=100.0
+        ).attribute(x, target=target, seed=5, return_map=True)
         assert not torch.equal(flipped, got)
 
 
@@ -78,8 +87,9 @@ def test_contract_range_determinism_and_batch_prefix(tiny_model, images):
     method = DSSR(tiny_model, space=space, iterations=4)
     attr = method.attribute(images, target=[0, 1, 2])
     assert attr.shape == images.shape and attr.min() >= 0 and attr.max() <= 1
-    assert torch.equal(attr, DSSR(tiny_model, space=space, iterations=4).attribute(
-        images, target=[0, 1, 2]))
+    assert torch.equal(
+        attr, DSSR(tiny_model, space=space, iterations=4).attribute(images, target=[0, 1, 2])
+    )
     first = method.attribute(images[:1], target=0, return_map=True)
     torch.testing.assert_close(first, attr[:1, :1], atol=1e-5, rtol=0)
     rect = method.attribute(torch.rand(2, 3, 20, 36), target=1, return_map=True)
@@ -114,16 +124,19 @@ class WrongShape(Filler):
         return inputs[:1]
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    ({"iterations": 0}, ValueError, "iterations"),
-    ({"variant": "dssr++"}, ValueError, "variant"),
-    ({"lambda_high": -1.0}, ValueError, "lambda_high"),
-    ({"theta": -0.5}, ValueError, "theta"),
-    ({"k1": 0}, ValueError, "k1"),
-    ({"k2": (3, 3, 3)}, ValueError, "k2"),
-    ({"space": (0.5, 0.25)}, TypeError, "space"),
-    ({"filler": 0}, TypeError, "filler"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"iterations": 0}, ValueError, "iterations"),
+        ({"variant": "dssr++"}, ValueError, "variant"),
+        ({"lambda_high": -1.0}, ValueError, "lambda_high"),
+        ({"theta": -0.5}, ValueError, "theta"),
+        ({"k1": 0}, ValueError, "k1"),
+        ({"k2": (3, 3, 3)}, ValueError, "k2"),
+        ({"space": (0.5, 0.25)}, TypeError, "space"),
+        ({"filler": 0}, TypeError, "filler"),
+    ],
+)
 def test_bad_constructor_arguments(tiny_model, kwargs, error, match):
     with pytest.raises(error, match=match):
         DSSR(tiny_model, **kwargs)

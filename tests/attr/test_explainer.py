@@ -60,11 +60,13 @@ def test_target_none_aggregates_the_predicted_labels(net, images):
     method = ExplainerAttribution(FixedClassifier(logits), explainer=net)
     amap = method.attribute(images, return_map=True)
     s = net(images).sigmoid()
-    expected = torch.stack([
-        torch.maximum(s[0, 0], s[0, 2]),          # sigmoid > 0.5
-        s[1, 2],                                   # nothing above 0.5: the top class
-        s[2, 1:].amax(dim=0),
-    ])
+    expected = torch.stack(
+        [
+            torch.maximum(s[0, 0], s[0, 2]),  # sigmoid > 0.5
+            s[1, 2],  # nothing above 0.5: the top class
+            s[2, 1:].amax(dim=0),
+        ]
+    )
     assert torch.allclose(amap[:, 0], expected)
 
 
@@ -118,8 +120,11 @@ def test_captum_visualization_and_noise_tunnel(net, images):
     method = ExplainerAttribution(None, explainer=net)
     attr = method.attribute(images, target=1)
     fig, _ = viz.visualize_image_attr(
-        attr[0].permute(1, 2, 0).numpy(), images[0].permute(1, 2, 0).numpy(),
-        method="blended_heat_map", sign="positive", use_pyplot=False,
+        attr[0].permute(1, 2, 0).numpy(),
+        images[0].permute(1, 2, 0).numpy(),
+        method="blended_heat_map",
+        sign="positive",
+        use_pyplot=False,
     )
     assert fig is not None
     smoothed = NoiseTunnel(method).attribute(images, nt_samples=2, stdevs=0.01, target=1)
@@ -146,5 +151,7 @@ def test_from_checkpoint_weights_file_and_plain_state_dict(net, tmp_path, images
     torch.save(net.net.state_dict(), tmp_path / "plain.pt")
     with pytest.raises(ValueError, match="pass `net`"):
         ExplainerAttribution.from_checkpoint(tmp_path / "plain.pt")
-    plain = ExplainerAttribution.from_checkpoint(tmp_path / "plain.pt", explainer=UNet(4, width=4, depth=1))
+    plain = ExplainerAttribution.from_checkpoint(
+        tmp_path / "plain.pt", explainer=UNet(4, width=4, depth=1)
+    )
     assert torch.allclose(plain.class_masks(images), reference, atol=1e-6)

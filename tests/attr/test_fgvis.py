@@ -30,9 +30,15 @@ def hand_step(model, x, r, init, target, lam, game, lr=0.1):
     return (m - lr * g).clamp(0, 1).detach()
 
 
-@pytest.mark.parametrize("game, low", [
-    ("preservation", 0.99), ("generation", 0.0), ("deletion", 0.99), ("repression", 0.0),
-])
+@pytest.mark.parametrize(
+    "game, low",
+    [
+        ("preservation", 0.99),
+        ("generation", 0.0),
+        ("deletion", 0.99),
+        ("repression", 0.0),
+    ],
+)
 def test_one_step_matches_hand_computation(game, low):
     model = linear_model()
     x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
@@ -40,10 +46,10 @@ def test_one_step_matches_hand_computation(game, low):
     noise = torch.rand(1, 1, 8, 8, generator=torch.Generator().manual_seed(7))
     init = low + 0.01 * noise.expand(2, -1, -1, -1)
     target = torch.tensor([0, 2])
-    method = FGVis(model, game=game, filler=Constant(0.3), lambda_=1e-2, iterations=1,
-                   defense=False)
-    got = method.attribute(x, target=target, seed=7,
-                           return_map=True)
+    method = FGVis(
+        model, game=game, filler=Constant(0.3), lambda_=1e-2, iterations=1, defense=False
+    )
+    got = method.attribute(x, target=target, seed=7, return_map=True)
     expected = hand_step(model, x, r, init, target, 1e-2, game)
     if game in ("deletion", "repression"):
         expected = 1 - expected
@@ -87,8 +93,7 @@ def test_stopping_rule_matches_final_prediction():
     model = TinyCNN(num_classes=3).eval()
     x = torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(4))
     target = model(x).argmax(1)
-    method = FGVis(model, game="preservation", lambda_search=True, iterations=4,
-                   defense=False)
+    method = FGVis(model, game="preservation", lambda_search=True, iterations=4, defense=False)
     mask = method.attribute(x, target=target, return_map=True)
     stopped = method.chosen_lambda > LAMBDA_SEARCH[-1]
     with torch.no_grad():
@@ -108,9 +113,15 @@ def test_defence_blocks_hallucination_gradient():
     assert not torch.allclose(results[False], results[True])
 
 
-@pytest.mark.parametrize("game, restore", [
-    ("preservation", False), ("deletion", False), ("generation", True), ("repression", True),
-])
+@pytest.mark.parametrize(
+    "game, restore",
+    [
+        ("preservation", False),
+        ("deletion", False),
+        ("generation", True),
+        ("repression", True),
+    ],
+)
 def test_restoring_gate_only_for_games_starting_from_the_reference(
     monkeypatch, tiny_model, images, game, restore
 ):
@@ -178,8 +189,9 @@ def test_additional_forward_args_follow_the_stopped_examples():
     method = FGVis(Shifted(), lambda_search=True, iterations=2)
     target = (base(x) + shift).argmax(1)
     got = method.attribute(x, target=target, additional_forward_args=(shift,), return_map=True)
-    alone = method.attribute(x[:1], target=target[:1], additional_forward_args=(shift[:1],),
-                             return_map=True)
+    alone = method.attribute(
+        x[:1], target=target[:1], additional_forward_args=(shift[:1],), return_map=True
+    )
     torch.testing.assert_close(alone, got[:1], atol=1e-5, rtol=0)
 
 
@@ -196,14 +208,17 @@ class WrongShape(Filler):
         return inputs[:, :, :-1]
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    ({"iterations": 0}, ValueError, "iterations"),
-    ({"lambda_": -1.0}, ValueError, "lambda_"),
-    ({"game": "hide-and-seek"}, ValueError, "game"),
-    ({"filler": "zero"}, TypeError, "filler"),
-    ({"lr": 0.0}, ValueError, "lr"),
-    ({"score": "probit"}, ValueError, "score"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"iterations": 0}, ValueError, "iterations"),
+        ({"lambda_": -1.0}, ValueError, "lambda_"),
+        ({"game": "hide-and-seek"}, ValueError, "game"),
+        ({"filler": "zero"}, TypeError, "filler"),
+        ({"lr": 0.0}, ValueError, "lr"),
+        ({"score": "probit"}, ValueError, "score"),
+    ],
+)
 def test_bad_constructor_arguments(tiny_model, kwargs, error, match):
     with pytest.raises(error, match=match):
         FGVis(tiny_model, **kwargs)
@@ -233,7 +248,8 @@ def test_bad_call_arguments(tiny_model, images):
     with pytest.raises(ValueError, match="nn.ReLU"):
         FGVis(no_relu, iterations=1).attribute(images, target=0)
     assert FGVis(no_relu, iterations=1, defense=False).attribute(images, target=0).shape == (
-        images.shape)
+        images.shape
+    )
 
 
 def test_random_and_pixel_space_fillers(tiny_model, images):

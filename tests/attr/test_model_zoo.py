@@ -50,8 +50,13 @@ TARGET = torch.tensor([0, 3])
 def small_vit() -> nn.Module:
     """``vit_b_16``'s class and patch size, at 32 x 32 with 2 narrow encoder layers."""
     return tvm.VisionTransformer(
-        image_size=SIZE, patch_size=16, num_layers=2, num_heads=3, hidden_dim=48,
-        mlp_dim=96, num_classes=NUM_CLASSES,
+        image_size=SIZE,
+        patch_size=16,
+        num_layers=2,
+        num_heads=3,
+        hidden_dim=48,
+        mlp_dim=96,
+        num_classes=NUM_CLASSES,
     )
 
 
@@ -133,20 +138,25 @@ def gradcam_layer(name: str, model: nn.Module) -> dict[str, nn.Module]:
 
 #: name -> (attribute(model, arch, x) -> attributions, whether values lie in [0, 1])
 METHODS: dict[str, tuple] = {
-    "RandomAttribution": (
-        lambda m, a, x: RandomAttribution(m).attribute(x, target=TARGET), True),
+    "RandomAttribution": (lambda m, a, x: RandomAttribution(m).attribute(x, target=TARGET), True),
     "SlidingPatch": (
         lambda m, a, x: SlidingPatch(m).attribute(
-            x, target=TARGET, sliding_window_shapes=(3, 16, 16), strides=(3, 16, 16)),
-        False),
+            x, target=TARGET, sliding_window_shapes=(3, 16, 16), strides=(3, 16, 16)
+        ),
+        False,
+    ),
     "SuperpixelLime": (
         lambda m, a, x: SuperpixelLime(m, n_segments=8).attribute(
-            x, target=TARGET, n_samples=16, perturbations_per_eval=16),
-        False),
+            x, target=TARGET, n_samples=16, perturbations_per_eval=16
+        ),
+        False,
+    ),
     "MP2": (
         lambda m, a, x: MP2(m, grid_size=4, cells_per_step=4).attribute(
-            x, target=TARGET, max_iterations=1, stop_prob=0.0),  # random nets: p ~ 1/K
-        True),
+            x, target=TARGET, max_iterations=1, stop_prob=0.0
+        ),  # random nets: p ~ 1/K
+        True,
+    ),
     "DSSR": (lambda m, a, x: DSSR(m, iterations=2).attribute(x, target=TARGET), True),
     # with the defence (the default); its hooks are checked in
     # test_defence_covers_every_activation
@@ -154,15 +164,19 @@ METHODS: dict[str, tuple] = {
     # starts from the reference: the defence's restoring gate
     "FGVis-generation": (
         lambda m, a, x: FGVis(m, game="generation", iterations=2).attribute(x, target=TARGET),
-        True),
+        True,
+    ),
     "ExplainerAttribution": (
         # target=None: the classifier's predicted labels choose the masks
-        lambda m, a, x: ExplainerAttribution(m, explainer=explainer_net(), score="softmax").attribute(x),
-        True),
+        lambda m, a, x: ExplainerAttribution(
+            m, explainer=explainer_net(), score="softmax"
+        ).attribute(x),
+        True,
+    ),
     "UpsampledLayerGradCam": (
-        lambda m, a, x: UpsampledLayerGradCam(m, **gradcam_layer(a, m)).attribute(
-            x, target=TARGET),
-        False),
+        lambda m, a, x: UpsampledLayerGradCam(m, **gradcam_layer(a, m)).attribute(x, target=TARGET),
+        False,
+    ),
 }
 
 

@@ -94,7 +94,9 @@ def test_already_below_threshold_ranks_the_cells_by_the_first_step():
         expected[cell] = 1 - (place // 2) / 8
     assert torch.allclose(out[0, 0, ::2, ::2].flatten(), expected)
     with pytest.warns(UserWarning, match="binary=True: the first step's cells"):
-        first = mp2.attribute(torch.ones(1, 3, 8, 8), 0, stop_prob=1e6, binary=True, return_map=True)
+        first = mp2.attribute(
+            torch.ones(1, 3, 8, 8), 0, stop_prob=1e6, binary=True, return_map=True
+        )
     assert torch.equal(first[0, 0, ::2, ::2].flatten(), (expected == 1).float())
 
 
@@ -102,8 +104,13 @@ def test_a_target_below_chance_gets_a_map_that_captum_can_draw():
     from captum.attr import visualization as viz
 
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
-                          nn.Flatten(), nn.Linear(16, 5))
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16, 5),
+    )
     x = torch.rand(1, 3, 16, 16)
     with torch.no_grad():
         probs = model(x).softmax(dim=1)[0]
@@ -113,8 +120,11 @@ def test_a_target_below_chance_gets_a_map_that_captum_can_draw():
         attr = MP2(model, grid_size=8).attribute(x, target=target)
     assert attr.shape == x.shape and float(attr.min()) > 0 and float(attr.max()) == 1.0
     fig, _ = viz.visualize_image_attr(
-        attr[0].permute(1, 2, 0).numpy(), x[0].permute(1, 2, 0).numpy(),
-        method="blended_heat_map", sign="positive", use_pyplot=False,
+        attr[0].permute(1, 2, 0).numpy(),
+        x[0].permute(1, 2, 0).numpy(),
+        method="blended_heat_map",
+        sign="positive",
+        use_pyplot=False,
     )
     assert fig is not None
 

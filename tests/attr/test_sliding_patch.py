@@ -48,7 +48,9 @@ def test_average_equals_captum_occlusion(tiny_model, window, stride):
 
 
 def test_constant_filler_equals_baselines(tiny_model, images):
-    a = SlidingPatch(tiny_model, filler=Constant(0.3)).attribute(images, target=1, sliding_window_shapes=5)
+    a = SlidingPatch(tiny_model, filler=Constant(0.3)).attribute(
+        images, target=1, sliding_window_shapes=5
+    )
     b = SlidingPatch(tiny_model).attribute(images, target=1, sliding_window_shapes=5, baselines=0.3)
     assert torch.equal(a, b)
 
@@ -104,7 +106,9 @@ class SpyInpainter:
 def test_sp_g_inpaints_in_batches_of_n_times_perturbations_per_eval(tiny_model, images):
     spy = SpyInpainter()
     sp_g = SlidingPatch(tiny_model, filler=Inpaint(spy))
-    attr = sp_g.attribute(images, target=2, sliding_window_shapes=6, strides=5, perturbations_per_eval=4)
+    attr = sp_g.attribute(
+        images, target=2, sliding_window_shapes=6, strides=5, perturbations_per_eval=4
+    )
     # 16 x 16 image, window 6, stride 5: 3 x 3 = 9 windows -> chunks of 4, 4, 1 for N=3
     assert spy.batches == [12, 12, 3]
     plain = SlidingPatch(tiny_model).attribute(images, target=2, sliding_window_shapes=6, strides=5)
@@ -193,9 +197,13 @@ def test_bad_inputs(tiny_model, inputs, error, match):
 
 def test_bad_inpainters_and_devices(tiny_model, images):
     with pytest.raises(ValueError, match="outside the holes"):
-        SlidingPatch(tiny_model, filler=Inpaint(Shifty())).attribute(images, target=0, sliding_window_shapes=5)
+        SlidingPatch(tiny_model, filler=Inpaint(Shifty())).attribute(
+            images, target=0, sliding_window_shapes=5
+        )
     with pytest.raises(ValueError, match="returned"):
-        SlidingPatch(tiny_model, filler=Inpaint(Cropping())).attribute(images, target=0, sliding_window_shapes=5)
+        SlidingPatch(tiny_model, filler=Inpaint(Cropping())).attribute(
+            images, target=0, sliding_window_shapes=5
+        )
     with pytest.raises(ValueError, match="images"):  # normalised inputs, no ImageSpace given
         SlidingPatch(tiny_model, filler=Inpaint(OpenCVInpainter())).attribute(
             images * 4 - 2, target=0, sliding_window_shapes=5
@@ -217,7 +225,9 @@ def test_sp_g_on_grey_images_equals_sp_g_on_their_rgb_copies():
     filler = Inpaint(OpenCVInpainter("telea"))
     kwargs = dict(sliding_window_shapes=5, strides=3, return_map=True)
     grey = SlidingPatch(grey_model, filler=filler).attribute(x, target=1, **kwargs)
-    rgb = SlidingPatch(rgb_model, filler=filler).attribute(x.expand(-1, 3, -1, -1), target=1, **kwargs)
+    rgb = SlidingPatch(rgb_model, filler=filler).attribute(
+        x.expand(-1, 3, -1, -1), target=1, **kwargs
+    )
     assert grey.shape == (2, 1, 16, 16)
     assert grey.abs().amax() > 0
     assert torch.allclose(grey, rgb, atol=1e-5)

@@ -200,4 +200,6 @@ def test_return_input_shape_false_gives_the_coefficients():
     # Lime's positional order; an example with fewer superpixels has its row padded with 0.
     masks = torch.stack([BLOCKS, BLOCKS // 8])[:, None]
     padded = lime.attribute(x, 0.0, 0, None, masks, 30, 10, False)
-    assert padded.shape == (2, 16) and torch.all(padded[1, 2:] == 0) and padded[1, :2].abs().sum() > 0
+    assert (
+        padded.shape == (2, 16) and torch.all(padded[1, 2:] == 0) and padded[1, :2].abs().sum() > 0
+    )

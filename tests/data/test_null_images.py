@@ -13,13 +13,16 @@ def test_null_images_are_seeded_in_range_and_varied():
     assert (spatial_std == 0).any(), "flat colours expected"
     assert (spatial_std > 0.2).any(), "uniform noise expected"
     space = ImageSpace(0.5, 0.25)
-    assert torch.allclose(null_images(4, 32, space, g()), space.to_inputs(null_images(4, 32, None, g())))
+    assert torch.allclose(
+        null_images(4, 32, space, g()), space.to_inputs(null_images(4, 32, None, g()))
+    )
 
 
 def test_replace_with_null_images_clears_labels():
     images, labels = torch.full((50, 3, 32, 32), 7.0), torch.ones(50, 6)
-    out, out_labels = replace_with_null_images(images, labels, 0.5, None,
-                                               torch.Generator().manual_seed(1))
+    out, out_labels = replace_with_null_images(
+        images, labels, 0.5, None, torch.Generator().manual_seed(1)
+    )
     replaced = (out != 7.0).flatten(1).any(1)
     assert 10 < int(replaced.sum()) < 40
     assert (out_labels[replaced] == 0).all() and (out_labels[~replaced] == 1).all()

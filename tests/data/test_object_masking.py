@@ -59,8 +59,11 @@ def test_keep_random_objects_probability_bounds():
 def test_keep_random_objects_draws_vary_with_seed():
     images, masks, labels = _scene()
     outs = {
-        tuple(keep_random_objects(images, labels, masks, 1.0, 0, torch.Generator().manual_seed(s))[1]
-              .flatten().tolist())
+        tuple(
+            keep_random_objects(images, labels, masks, 1.0, 0, torch.Generator().manual_seed(s))[1]
+            .flatten()
+            .tolist()
+        )
         for s in range(10)
     }
     assert len(outs) > 1

@@ -12,8 +12,7 @@ def test_dataset_max_objects():
 
 
 def test_data_module_train_max_objects_only_affects_training():
-    dm = ShapesDataModule(image_size=32, num_train=30, num_val=30, num_test=30,
-                          train_max_objects=1)
+    dm = ShapesDataModule(image_size=32, num_train=30, num_val=30, num_test=30, train_max_objects=1)
     dm.setup()
     assert ((dm.train_set.object_classes >= 0).sum(dim=1) == 1).all()
     for split in (dm.val_set, dm.test_set):

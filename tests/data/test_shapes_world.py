@@ -96,10 +96,18 @@ def test_datamodule_and_collate():
 
 def test_collate_pads_variable_box_counts():
     samples = [
-        {"image": torch.zeros(1), "boxes": torch.ones(2, 4), "box_labels": torch.tensor([1, 2]),
-         "difficult": torch.tensor([False, True])},
-        {"image": torch.zeros(1), "boxes": torch.zeros(0, 4),
-         "box_labels": torch.zeros(0, dtype=torch.long), "difficult": torch.zeros(0, dtype=torch.bool)},
+        {
+            "image": torch.zeros(1),
+            "boxes": torch.ones(2, 4),
+            "box_labels": torch.tensor([1, 2]),
+            "difficult": torch.tensor([False, True]),
+        },
+        {
+            "image": torch.zeros(1),
+            "boxes": torch.zeros(0, 4),
+            "box_labels": torch.zeros(0, dtype=torch.long),
+            "difficult": torch.zeros(0, dtype=torch.bool),
+        },
     ]
     batch = collate_samples(samples)
     assert batch["boxes"].shape == (2, 2, 4)

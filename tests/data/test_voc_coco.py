@@ -45,8 +45,12 @@ def voc_root(tmp_path):
     base = tmp_path / "VOCdevkit" / "VOC2007"
     # 000001: 64 x 48, a cat in x 1..32, y 1..24 (VOC 1-based inclusive), a difficult dog.
     _jpeg(base / "JPEGImages" / "000001.jpg", 64, 48)
-    _voc_xml(base / "Annotations" / "000001.xml", 64, 48,
-             [("cat", (1, 1, 32, 24), False), ("dog", (33, 25, 64, 48), True)])
+    _voc_xml(
+        base / "Annotations" / "000001.xml",
+        64,
+        48,
+        [("cat", (1, 1, 32, 24), False), ("dog", (33, 25, 64, 48), True)],
+    )
     seg = np.zeros((48, 64), dtype=np.uint8)
     seg[:24, :32] = VOC_CLASSES.index("cat") + 1
     seg[24, :] = 255  # a void border row
@@ -58,8 +62,10 @@ def voc_root(tmp_path):
     _voc_xml(base / "Annotations" / "000002.xml", 40, 40, [("person", (11, 11, 30, 40), False)])
     _jpeg(base / "JPEGImages" / "000003.jpg", 50, 50)
     _voc_xml(base / "Annotations" / "000003.xml", 50, 50, [("car", (1, 1, 50, 50), False)])
-    for folder, sets in (("Main", {"train": ["000001", "000002"], "val": ["000002"], "test": ["000003"]}),
-                         ("Segmentation", {"train": ["000001"], "val": [], "test": []})):
+    for folder, sets in (
+        ("Main", {"train": ["000001", "000002"], "val": ["000002"], "test": ["000003"]}),
+        ("Segmentation", {"train": ["000001"], "val": [], "test": []}),
+    ):
         (base / "ImageSets" / folder).mkdir(parents=True)
         for name, ids in sets.items():
             (base / "ImageSets" / folder / f"{name}.txt").write_text("".join(i + "\n" for i in ids))
@@ -95,7 +101,11 @@ def test_voc_masks_void_and_unsegmented_images(voc_root):
     assert not s["valid"][16].any() and s["valid"][:16].all() and s["valid"][17:].all()
     unsegmented = ds[1]
     assert unsegmented["masks"].sum() == 0 and not unsegmented["valid"].any()
-    assert VOCDataset(voc_root, "train", image_size=SIZE, with_masks=False)[0].keys().isdisjoint({"masks", "valid"})
+    assert (
+        VOCDataset(voc_root, "train", image_size=SIZE, with_masks=False)[0]
+        .keys()
+        .isdisjoint({"masks", "valid"})
+    )
 
 
 def test_voc_segmented_only_and_data_module(voc_root):
@@ -119,7 +129,9 @@ def _coco_json(path, images, annotations):
     ids = [i for i in range(1, 91) if i not in {12, 26, 29, 30, 45, 66, 68, 69, 71, 83}]
     categories = [{"id": i, "name": f"cat{i}", "supercategory": "x"} for i in ids]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories}))
+    path.write_text(
+        json.dumps({"images": images, "annotations": annotations, "categories": categories})
+    )
 
 
 @pytest.fixture
@@ -137,16 +149,40 @@ def coco_root(tmp_path):
     compressed[:, :16] = 1
     comp = mask_utils.encode(np.asfortranarray(compressed))
     annotations = [
-        {"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 0, "area": 512.0,
-         "bbox": [0, 0, 32, 16], "segmentation": [[0, 0, 32, 0, 32, 16, 0, 16]]},
-        {"id": 2, "image_id": 1, "category_id": 90, "iscrowd": 1, "area": float(crowd.sum()),
-         "bbox": [32, 16, 32, 16], "segmentation": {"size": [32, 64], "counts": counts}},
-        {"id": 3, "image_id": 2, "category_id": 3, "iscrowd": 0, "area": 512.0,
-         "bbox": [0, 0, 16, 32], "segmentation": {"size": [32, 64], "counts": comp["counts"].decode()}},
+        {
+            "id": 1,
+            "image_id": 1,
+            "category_id": 1,
+            "iscrowd": 0,
+            "area": 512.0,
+            "bbox": [0, 0, 32, 16],
+            "segmentation": [[0, 0, 32, 0, 32, 16, 0, 16]],
+        },
+        {
+            "id": 2,
+            "image_id": 1,
+            "category_id": 90,
+            "iscrowd": 1,
+            "area": float(crowd.sum()),
+            "bbox": [32, 16, 32, 16],
+            "segmentation": {"size": [32, 64], "counts": counts},
+        },
+        {
+            "id": 3,
+            "image_id": 2,
+            "category_id": 3,
+            "iscrowd": 0,
+            "area": 512.0,
+            "bbox": [0, 0, 16, 32],
+            "segmentation": {"size": [32, 64], "counts": comp["counts"].decode()},
+        },
     ]
     _coco_json(tmp_path / "annotations" / "instances_train2014.json", images, annotations)
-    _coco_json(tmp_path / "annotations" / "instances_val2014.json",
-               [{"id": 10, "file_name": f"{10:012d}.jpg", "width": 64, "height": 32}], [])
+    _coco_json(
+        tmp_path / "annotations" / "instances_val2014.json",
+        [{"id": 10, "file_name": f"{10:012d}.jpg", "width": 64, "height": 32}],
+        [],
+    )
     return tmp_path
 
 
@@ -165,14 +201,19 @@ def _uncompressed_counts(mask):
 
 
 def test_coco_labels_masks_boxes(coco_root):
-    ds = COCODataset(coco_root / "train2014", coco_root / "annotations" / "instances_train2014.json",
-                     image_size=SIZE)
+    ds = COCODataset(
+        coco_root / "train2014",
+        coco_root / "annotations" / "instances_train2014.json",
+        image_size=SIZE,
+    )
     assert ds.num_classes == 80 and len(ds) == 3
     person, last, car = 0, 79, 2  # category ids 1, 90, 3
     s = ds[0]
     assert s["labels"].nonzero().flatten().tolist() == [person, last]
     assert s["box_labels"].tolist() == [person, last] and s["difficult"].tolist() == [False, True]
-    assert torch.allclose(s["boxes"], torch.tensor([[0.0, 0.0, 16.0, 16.0], [16.0, 16.0, 32.0, 32.0]]))
+    assert torch.allclose(
+        s["boxes"], torch.tensor([[0.0, 0.0, 16.0, 16.0], [16.0, 16.0, 32.0, 32.0]])
+    )
     assert s["masks"].shape == (80, SIZE, SIZE) and s["valid"].all()
     # polygon: top-left quarter (x < 32, y < 16 of 64 x 32) -> 16 x 16 of 32 x 32
     assert s["masks"][person, :16, :16].all() and s["masks"][person].sum() == 256
@@ -183,8 +224,11 @@ def test_coco_labels_masks_boxes(coco_root):
 
 
 def test_coco_image_without_annotations(coco_root):
-    ds = COCODataset(coco_root / "train2014", coco_root / "annotations" / "instances_train2014.json",
-                     image_size=SIZE)
+    ds = COCODataset(
+        coco_root / "train2014",
+        coco_root / "annotations" / "instances_train2014.json",
+        image_size=SIZE,
+    )
     s = ds[2]
     assert s["labels"].sum() == 0 and s["boxes"].shape == (0, 4) and s["masks"].sum() == 0
     batch = collate_samples([ds[0], s])

@@ -14,18 +14,35 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _bench(method, median, images, scale=1.0):
-    return {"name": method, "stats": {"median": median},
-            "extra_info": {"method": method, "classifier": "vgg16", "images": images,
-                           "scale": scale, "device": "CPU (test)", "image_size": 224,
-                           "batch_size": images}}
+    return {
+        "name": method,
+        "stats": {"median": median},
+        "extra_info": {
+            "method": method,
+            "classifier": "vgg16",
+            "images": images,
+            "scale": scale,
+            "device": "CPU (test)",
+            "image_size": 224,
+            "batch_size": images,
+        },
+    }
 
 
 def test_rows_scale_partial_work_and_divide_by_images(tmp_path):
     path = tmp_path / "bench.json"
-    path.write_text(json.dumps({"datetime": "2026-11-22T00:00:00", "benchmarks": [
-        _bench("Explainer", 0.2, 2), _bench("FGVis", 0.5, 2, scale=50.0),
-        {"name": "disabled", "stats": None, "extra_info": {"method": "SP"}},
-    ]}))
+    path.write_text(
+        json.dumps(
+            {
+                "datetime": "2026-11-22T00:00:00",
+                "benchmarks": [
+                    _bench("Explainer", 0.2, 2),
+                    _bench("FGVis", 0.5, 2, scale=50.0),
+                    {"name": "disabled", "stats": None, "extra_info": {"method": "SP"}},
+                ],
+            }
+        )
+    )
     rows = {r["method"]: r for r in load_rows(path)}
     assert set(rows) == {"Explainer", "FGVis"}
     assert rows["Explainer"]["seconds_per_image"] == pytest.approx(0.1)
@@ -41,10 +58,22 @@ def test_rows_scale_partial_work_and_divide_by_images(tmp_path):
 def test_cli_on_a_real_benchmark_run(tmp_path):
     out = tmp_path / "bench.json"
     subprocess.run(
-        [sys.executable, "-m", "pytest", "benchmarks/test_table3.py", "-q", "-p",
-         "no:cacheprovider", "-k", "vgg16 and (Explainer or LayerGradCam)",
-         "--benchmark-enable", f"--benchmark-json={out}"],
-        cwd=ROOT, check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "benchmarks/test_table3.py",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-k",
+            "vgg16 and (Explainer or LayerGradCam)",
+            "--benchmark-enable",
+            f"--benchmark-json={out}",
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
     )
     table_path = tmp_path / "table3.md"
     main(["benchmark-table", "--json", str(out), "--output", str(table_path)])

@@ -53,8 +53,13 @@ def test_html_report_has_every_section_and_its_figures(report):
     page = _Page()
     page.feed(paths["html"].read_text())
     assert page.headings[0] == "captum-ext demo report"
-    for section in ("Methods", "Throughput", "Tables 1 and 2", "Removal effectiveness",
-                    "Hallucination"):
+    for section in (
+        "Methods",
+        "Throughput",
+        "Tables 1 and 2",
+        "Removal effectiveness",
+        "Hallucination",
+    ):
         assert section in page.headings
     # Metric, throughput, Table 1, Table 2, removal, inpainting quality, hallucination.
     assert page.tags.count("table") >= 7

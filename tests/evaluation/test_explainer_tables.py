@@ -37,8 +37,9 @@ def setup():
         MethodSpec("Explainer", lambda m: ExplainerAttribution(m, explainer=net), {}, 64),
         MethodSpec("Oracle", lambda m: Oracle(dataset), {}, 5),
     ] + default_methods(32, include=["gradcam"], space=dataset.space)
-    result = explainer_tables(model, dataset, specs, table1_images=4, image_batch_size=4,
-                              show_progress=False)
+    result = explainer_tables(
+        model, dataset, specs, table1_images=4, image_batch_size=4, show_progress=False
+    )
     return dataset, model, net, result
 
 
@@ -49,8 +50,12 @@ def test_table_shapes_and_sanity_rows(setup):
     sanity = result.sanity
     assert sanity["G.T."]["iou"] == pytest.approx(1.0) and sanity["G.T."]["mae"] == 0.0
     assert sanity["0"]["iou"] == 0.0
-    fg = torch.stack([(dataset[i]["masks"] * dataset[i]["labels"][:, None, None]).amax(0).mean()
-                      for i in range(6)])
+    fg = torch.stack(
+        [
+            (dataset[i]["masks"] * dataset[i]["labels"][:, None, None]).amax(0).mean()
+            for i in range(6)
+        ]
+    )
     assert sanity["1"]["accuracy"] == pytest.approx(float(fg.mean()), rel=1e-5)
     assert sanity["0.5"]["mae"] == pytest.approx(0.5)
     assert result.settings["table1_images"] == 4 and result.settings["table2_images"] == 6
@@ -70,7 +75,9 @@ def test_explainer_row_is_its_aggregated_sigmoid_mask(setup):
     with torch.no_grad():
         s = net(x).sigmoid()
     present = labels[:, :, None, None]
-    scores = segmentation_scores((s * present).amax(1, keepdim=True), (gt * present).amax(1, keepdim=True))
+    scores = segmentation_scores(
+        (s * present).amax(1, keepdim=True), (gt * present).amax(1, keepdim=True)
+    )
     assert result.table2["Explainer"]["iou"] == pytest.approx(float(scores["iou"].mean()), rel=1e-5)
 
 
@@ -118,8 +125,12 @@ def test_occlusion_class_maps_come_from_one_sweep_and_equal_per_class_calls():
     torch.manual_seed(0)
     model = CountingCNN(num_classes=4).eval()
     x = torch.rand(3, 3, 16, 16)
-    kwargs = {"sliding_window_shapes": (3, 4, 4), "strides": (3, 4, 4), "baselines": 0.0,
-              "perturbations_per_eval": 4}
+    kwargs = {
+        "sliding_window_shapes": (3, 4, 4),
+        "strides": (3, 4, 4),
+        "baselines": 0.0,
+        "perturbations_per_eval": 4,
+    }
     spec = MethodSpec("Occlusion", Occlusion, kwargs, batch_size=2)
     wanted = torch.ones(3, 4, dtype=torch.bool)
     wanted[1, 2] = False

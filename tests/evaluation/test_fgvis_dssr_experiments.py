@@ -47,8 +47,13 @@ def test_candidate_triples_leave_out_both_top1_classes_and_equal_colours(classif
 
 def test_hallucination_rates_count_final_top1(classifier):
     result = hallucination_rates(
-        classifier, shapes_space(), 32, {"black": (0, 0, 0)}, {"mid-grey": (0.5,) * 3},
-        iterations=3, show_progress=False,
+        classifier,
+        shapes_space(),
+        32,
+        {"black": (0, 0, 0)},
+        {"mid-grey": (0.5,) * 3},
+        iterations=3,
+        show_progress=False,
     )
     rows = result["rows"]
     assert rows and all(isinstance(r["generated_with_defense"], bool) for r in rows)
@@ -69,8 +74,13 @@ def test_defence_stops_hallucination_on_the_shipped_classifier():
 
     model = load_shapes_classifier(device="cpu")
     result = hallucination_rates(
-        model, shapes_space(), 64, {"black": (0, 0, 0)}, {"mid-grey": (0.5,) * 3},
-        iterations=500, show_progress=False,
+        model,
+        shapes_space(),
+        64,
+        {"black": (0, 0, 0)},
+        {"mid-grey": (0.5,) * 3},
+        iterations=500,
+        show_progress=False,
     )
     s = result["summary"]["black/mid-grey"]
     assert s["classes_tried"] == 4
@@ -92,8 +102,13 @@ def test_defence_stops_hallucination_on_a_silu_network():
     model = ShapesClassifier(activation="silu")
     model.load_state_dict(load_shapes_classifier().state_dict())
     result = hallucination_rates(
-        model.eval(), shapes_space(), 16, {"black": (0, 0, 0)}, {"mid-grey": (0.5,) * 3},
-        iterations=50, show_progress=False,
+        model.eval(),
+        shapes_space(),
+        16,
+        {"black": (0, 0, 0)},
+        {"mid-grey": (0.5,) * 3},
+        iterations=50,
+        show_progress=False,
     )
     s = result["summary"]["all"]
     assert s["classes_tried"] >= 3
@@ -103,12 +118,24 @@ def test_defence_stops_hallucination_on_a_silu_network():
 
 def test_summarize_counts_by_hand():
     rows = [
-        {"start": "black", "reference": "mid-grey", "generated_without_defense": True,
-         "generated_with_defense": False},
-        {"start": "black", "reference": "mid-grey", "generated_without_defense": True,
-         "generated_with_defense": True},
-        {"start": "white", "reference": "mid-grey", "generated_without_defense": False,
-         "generated_with_defense": False},
+        {
+            "start": "black",
+            "reference": "mid-grey",
+            "generated_without_defense": True,
+            "generated_with_defense": False,
+        },
+        {
+            "start": "black",
+            "reference": "mid-grey",
+            "generated_without_defense": True,
+            "generated_with_defense": True,
+        },
+        {
+            "start": "white",
+            "reference": "mid-grey",
+            "generated_without_defense": False,
+            "generated_with_defense": False,
+        },
     ]
     s = summarize(rows)
     assert s["black/mid-grey"]["rate_without_defense"] == 1.0
@@ -142,24 +169,54 @@ def test_cli_commands_write_markdown_and_json(tmp_path):
     weights = tmp_path / "cls.pt"
     model = ShapesClassifier(num_classes=6, width=4)
     save_weights(weights, {"num_classes": 6, "width": 4}, model.state_dict())
-    main(["reference-entropy", "--checkpoint", str(weights), "--num_images", "6",
-          "--image_size", "32", "--output_dir", str(tmp_path / "entropy")])
+    main(
+        [
+            "reference-entropy",
+            "--checkpoint",
+            str(weights),
+            "--num_images",
+            "6",
+            "--image_size",
+            "32",
+            "--output_dir",
+            str(tmp_path / "entropy"),
+        ]
+    )
     payload = json.loads((tmp_path / "entropy" / "reference_entropy.json").read_text())
     assert payload["black image"]["count"] == 6
-    main(["hallucination", "--checkpoint", str(weights), "--iterations", "2",
-          "--image_size", "32", "--paper_setting_only", "true",
-          "--output_dir", str(tmp_path / "hall")])
+    main(
+        [
+            "hallucination",
+            "--checkpoint",
+            str(weights),
+            "--iterations",
+            "2",
+            "--image_size",
+            "32",
+            "--paper_setting_only",
+            "true",
+            "--output_dir",
+            str(tmp_path / "hall"),
+        ]
+    )
     payload = json.loads((tmp_path / "hall" / "hallucination.json").read_text())
     assert payload["summary"]["all"]["classes_tried"] in (4, 5)
     assert (tmp_path / "hall" / "hallucination.md").read_text().startswith("Generation game")
 
 
 def test_registry_builds_fgvis_and_dssr(classifier):
-    specs = default_methods(32, score="sigmoid", space=shapes_space(),
-                            include=["fgvis_deletion", "fgvis_preservation", "dssr_plus",
-                                     "dssr_plus_mean_fill"])
+    specs = default_methods(
+        32,
+        score="sigmoid",
+        space=shapes_space(),
+        include=["fgvis_deletion", "fgvis_preservation", "dssr_plus", "dssr_plus_mean_fill"],
+    )
     assert [s.name for s in specs] == [
-        "FGVis (deletion)", "FGVis (preservation)", "DSSR+", "DSSR+ (mean-colour reference)"]
+        "FGVis (deletion)",
+        "FGVis (preservation)",
+        "DSSR+",
+        "DSSR+ (mean-colour reference)",
+    ]
     x = torch.randn(2, 3, 32, 32)
     for spec in specs:
         method = spec.build(classifier)

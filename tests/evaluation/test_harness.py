@@ -94,8 +94,10 @@ def test_pairs_and_metrics_match_direct_calls(world):
 @pytest.mark.filterwarnings("ignore:Input Tensor 0 did not already require gradients")
 def test_method_batch_size_does_not_change_maps(world):
     dataset, model = world
+
     def make(b):
         return MethodSpec("Saliency", Saliency, {"abs": True}, batch_size=b)
+
     a = evaluate_attributions(
         model, dataset, [make(1)], show_progress=False, figure_rows=0, steps=4
     )

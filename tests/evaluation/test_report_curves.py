@@ -7,27 +7,49 @@ from captum_ext.evaluation import EvaluationResult
 from captum_ext.evaluation.report import curve_styles, curves_figure, write_curves
 
 # The demo's 14 methods, in its order (Explainer and LIME-G shared tab10's blue before).
-METHODS = ["Explainer", "RTIS", "GradCAM", "Random", "FGVis", "DSSR", "DSSR+", "SP", "SP-G",
-           "LIME", "LIME-G", "MP2", "MP2-G", "Occlusion"]
+METHODS = [
+    "Explainer",
+    "RTIS",
+    "GradCAM",
+    "Random",
+    "FGVis",
+    "DSSR",
+    "DSSR+",
+    "SP",
+    "SP-G",
+    "LIME",
+    "LIME-G",
+    "MP2",
+    "MP2-G",
+    "Occlusion",
+]
 
 
 def _result(methods):
     fractions = [i / 4 for i in range(5)]
     curves = {
-        m: {"deletion_curve": [1 - f * (i + 1) / 30 for f in fractions],
-            "insertion_curve": [f * (i + 1) / 30 for f in fractions]}
+        m: {
+            "deletion_curve": [1 - f * (i + 1) / 30 for f in fractions],
+            "insertion_curve": [f * (i + 1) / 30 for f in fractions],
+        }
         for i, m in enumerate(methods)
     }
-    return EvaluationResult(list(methods), {}, [], {}, {"score": "softmax"},
-                            curves=curves, curve_fractions=fractions)
+    return EvaluationResult(
+        list(methods), {}, [], {}, {"score": "softmax"}, curves=curves, curve_fractions=fractions
+    )
 
 
 def _drawn(fig):
     """Per panel: ``label -> (RGBA colour, line style, marker)`` read back from the Line2Ds."""
     return [
-        {line.get_label(): (matplotlib.colors.to_rgba(line.get_color()), line.get_linestyle(),
-                            line.get_marker())
-         for line in ax.get_lines()}
+        {
+            line.get_label(): (
+                matplotlib.colors.to_rgba(line.get_color()),
+                line.get_linestyle(),
+                line.get_marker(),
+            )
+            for line in ax.get_lines()
+        }
         for ax in fig.axes
     ]
 

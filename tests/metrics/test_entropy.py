@@ -26,10 +26,16 @@ def test_entropy_by_hand():
 def test_random_reference_is_seeded_and_inpainting_gets_whole_image_holes():
     model = TinyCNN().eval()
     x = torch.zeros(3, 3, 8, 8)
+
     def run(seed):
         return reference_entropy(
-            model, x, GaussianNoise(0.5), batch_size=2, generator=torch.Generator().manual_seed(seed)
+            model,
+            x,
+            GaussianNoise(0.5),
+            batch_size=2,
+            generator=torch.Generator().manual_seed(seed),
         )
+
     assert torch.equal(run(0), run(0)) and not torch.equal(run(0), run(1))
     assert bool((run(0) <= math.log(4) + 1e-6).all())
 

@@ -61,7 +61,9 @@ def test_lraspp_loads_local_backbone_weights(tmp_path):
     source = mobilenet_v3_large(weights=None)
     torch.save(source.state_dict(), tmp_path / "mnv3.pt")
     net = build_explainer_net("lraspp_mobilenet_v3_large", 3, weights_backbone=tmp_path / "mnv3.pt")
-    assert torch.equal(net.net.backbone["4"].block[0][0].weight, source.features[4].block[0][0].weight)
+    assert torch.equal(
+        net.net.backbone["4"].block[0][0].weight, source.features[4].block[0][0].weight
+    )
     assert net.eval()(torch.zeros(1, 3, 40, 40)).shape == (1, 3, 40, 40)
 
 

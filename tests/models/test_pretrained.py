@@ -34,9 +34,7 @@ def test_checkpoint_is_small_and_weights_only(name):
 def test_shipped_classifier_acceptance(name):
     model = load_shapes_classifier(name)
     assert not model.training
-    results = masking_robustness(
-        model, ShapesDataset(1000, 64, split="test"), show_progress=False
-    )
+    results = masking_robustness(model, ShapesDataset(1000, 64, split="test"), show_progress=False)
     assert results["clean"] >= 0.90
     assert results["object_only"] >= 0.85
     # Removal is reported, not gated; it must at least be measured for each filler.
@@ -67,11 +65,13 @@ def test_default_classifier_sees_no_class_in_references():
     # must carry no evidence for any class: every sigmoid below 0.5.
     model = load_shapes_classifier()
     generator = torch.Generator().manual_seed(0)
-    pixels = torch.cat([
-        torch.rand(64, 3, 64, 64, generator=generator),
-        torch.rand(16, 3, 1, 1, generator=generator).expand(16, 3, 64, 64),
-        torch.zeros(1, 3, 64, 64),
-    ])
+    pixels = torch.cat(
+        [
+            torch.rand(64, 3, 64, 64, generator=generator),
+            torch.rand(16, 3, 1, 1, generator=generator).expand(16, 3, 64, 64),
+            torch.zeros(1, 3, 64, 64),
+        ]
+    )
     with torch.no_grad():
         logits = model(shapes_space().to_inputs(pixels))
     assert (logits < 0).all()

@@ -34,18 +34,27 @@ def build(kind: str) -> tuple[LightningModule, LightningDataModule]:
         from captum_ext.training.explainer_module import ExplainerModule
         from tests.conftest import TinyCNN
 
-        module = ExplainerModule(num_classes=4, classifier=TinyCNN(4), arch="unet",
-                                 arch_kwargs={"width": 4, "depth": 1}, lr=1e-2,
-                                 lr_schedule="onecycle", hflip=True, class_ratio_images=4)
-        data = ShapesDataModule(image_size=32, num_classes=4, num_train=12, num_val=4,
-                                num_test=4, batch_size=4)
+        module = ExplainerModule(
+            num_classes=4,
+            classifier=TinyCNN(4),
+            arch="unet",
+            arch_kwargs={"width": 4, "depth": 1},
+            lr=1e-2,
+            lr_schedule="onecycle",
+            hflip=True,
+            class_ratio_images=4,
+        )
+        data = ShapesDataModule(
+            image_size=32, num_classes=4, num_train=12, num_val=4, num_test=4, batch_size=4
+        )
     elif kind == "classifier":
         from captum_ext.data.shapes import ShapesDataModule
         from captum_ext.training.classifier_module import ClassifierModule
 
         module = ClassifierModule(num_classes=4, width=4, lr=1e-2)
-        data = ShapesDataModule(image_size=32, num_classes=4, num_train=12, num_val=4,
-                                num_test=4, batch_size=4)
+        data = ShapesDataModule(
+            image_size=32, num_classes=4, num_train=12, num_val=4, num_test=4, batch_size=4
+        )
     elif kind == "inpainter":
         from captum_ext.data.inpainting import InpaintingDataModule
         from captum_ext.training.inpainter_module import InpainterModule
@@ -71,10 +80,17 @@ class KillAt(Callback):
 def trainer(root: Path, callbacks: list[Callback] | None = None, **checkpoint: Any) -> Trainer:
     """A CPU Trainer that checkpoints into ``root / "ckpt"`` (``last.ckpt`` kept)."""
     return Trainer(
-        max_epochs=EPOCHS, accelerator="cpu", logger=False, enable_progress_bar=False,
-        enable_model_summary=False, default_root_dir=root, num_sanity_val_steps=1,
-        callbacks=[ModelCheckpoint(dirpath=root / "ckpt", save_last=True, **checkpoint),
-                   *(callbacks or [])],
+        max_epochs=EPOCHS,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=root,
+        num_sanity_val_steps=1,
+        callbacks=[
+            ModelCheckpoint(dirpath=root / "ckpt", save_last=True, **checkpoint),
+            *(callbacks or []),
+        ],
     )
 
 
@@ -103,7 +119,11 @@ def differences(a: Any, b: Any, path: str = "") -> list[str]:
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         if len(a) != len(b):
             return [f"{path} length"]
-        return [d for i, (x, y) in enumerate(zip(a, b, strict=False)) for d in differences(x, y, f"{path}/{i}")]
+        return [
+            d
+            for i, (x, y) in enumerate(zip(a, b, strict=False))
+            for d in differences(x, y, f"{path}/{i}")
+        ]
     return [] if a == b else [path]
 
 

@@ -15,9 +15,15 @@ from captum_ext.training.classifier_module import ClassifierModule
 
 def _trainer(tmp_path, **kwargs):
     return Trainer(
-        max_epochs=1, limit_train_batches=2, limit_val_batches=1, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        default_root_dir=tmp_path, **kwargs,
+        max_epochs=1,
+        limit_train_batches=2,
+        limit_val_batches=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        **kwargs,
     )
 
 
@@ -47,14 +53,25 @@ def test_weights_round_trip(tmp_path):
 
 def test_train_classifier_cli_exports(tmp_path):
     out = tmp_path / "clf.pt"
-    main([
-        "train-classifier", "--preset", "shapes_classifier",
-        "--trainer.max_epochs=1", "--trainer.limit_train_batches=2",
-        "--trainer.limit_val_batches=1", "--trainer.enable_progress_bar=false",
-        f"--trainer.default_root_dir={tmp_path}",
-        "--data.image_size=32", "--data.num_train=16", "--data.num_val=8", "--data.num_test=8",
-        "--data.batch_size=8", "--model.width=4", f"--export={out}",
-    ])
+    main(
+        [
+            "train-classifier",
+            "--preset",
+            "shapes_classifier",
+            "--trainer.max_epochs=1",
+            "--trainer.limit_train_batches=2",
+            "--trainer.limit_val_batches=1",
+            "--trainer.enable_progress_bar=false",
+            f"--trainer.default_root_dir={tmp_path}",
+            "--data.image_size=32",
+            "--data.num_train=16",
+            "--data.num_val=8",
+            "--data.num_test=8",
+            "--data.batch_size=8",
+            "--model.width=4",
+            f"--export={out}",
+        ]
+    )
     model = load_shapes_classifier(out)
     assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 6)
     assert (tmp_path / "lightning_logs").exists()

@@ -50,7 +50,9 @@ def test_negative_entropy_on_known_logits():
     assert got[0].item() == pytest.approx(expected0, abs=1e-6)
     assert got[1].item() == pytest.approx(math.log(0.5) / 2, abs=1e-6)
     # A saturated prediction: p log p -> 0 (clamped at 1e-16, no NaN).
-    assert negative_entropy(torch.tensor([[1000.0, -1000.0]])).item() == pytest.approx(0.0, abs=1e-6)
+    assert negative_entropy(torch.tensor([[1000.0, -1000.0]])).item() == pytest.approx(
+        0.0, abs=1e-6
+    )
 
 
 def test_mask_area():
@@ -129,8 +131,9 @@ def test_class_specific_term_against_hand_computation():
     expected = []
     for i, classes in enumerate([[0], [0, 1, 2], [1, 2]]):
         per_class = [
-            classification_loss(mean_pool(s[i : i + 1, c : c + 1] * images[i : i + 1]),
-                                torch.eye(3)[c : c + 1]).item()
+            classification_loss(
+                mean_pool(s[i : i + 1, c : c + 1] * images[i : i + 1]), torch.eye(3)[c : c + 1]
+            ).item()
             for c in classes
         ]
         expected.append(sum(per_class) / len(per_class))
@@ -169,7 +172,9 @@ def test_class_specific_term_is_off_by_default_and_weighted_when_on():
     on = ExplainerLoss(l_c=2.5)(images, labels, logits, mean_pool)
     expected = 2.5 * class_specific_loss(images, labels, logits.sigmoid(), mean_pool, Constant(0.0))
     assert on["class_specific"].item() == pytest.approx(expected.mean().item(), rel=1e-5)
-    assert on["loss"].item() == pytest.approx(off["loss"].item() + on["class_specific"].item(), rel=1e-5)
+    assert on["loss"].item() == pytest.approx(
+        off["loss"].item() + on["class_specific"].item(), rel=1e-5
+    )
     no_target = ExplainerLoss(l_c=1.0)(images, torch.zeros(3, 3), logits, mean_pool)
     assert set(no_target) == set(ExplainerLoss(l_c=1.0).TERMS) | {"loss"}
     with pytest.raises(ValueError, match="l_c"):

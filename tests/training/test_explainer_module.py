@@ -18,14 +18,20 @@ UNET = {"width": 4, "depth": 1}
 
 
 def _data(num_classes=4):
-    return ShapesDataModule(image_size=32, num_classes=num_classes, num_train=16, num_val=8,
-                            num_test=8, batch_size=8)
+    return ShapesDataModule(
+        image_size=32, num_classes=num_classes, num_train=16, num_val=8, num_test=8, batch_size=8
+    )
 
 
 def _trainer(tmp_path, **kwargs):
-    defaults = dict(max_epochs=1, logger=False, enable_progress_bar=False,
-                    enable_model_summary=False, enable_checkpointing=False,
-                    default_root_dir=tmp_path)
+    defaults = dict(
+        max_epochs=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        default_root_dir=tmp_path,
+    )
     defaults.update(kwargs)
     return Trainer(**defaults)
 
@@ -38,8 +44,14 @@ class ModeSpy(Callback):
 
     def _record(self, pl_module):
         clf = pl_module.classifier
-        self.seen.append((clf.training, any(m.training for m in clf.modules()),
-                          any(p.requires_grad for p in clf.parameters()), pl_module.model.training))
+        self.seen.append(
+            (
+                clf.training,
+                any(m.training for m in clf.modules()),
+                any(p.requires_grad for p in clf.parameters()),
+                pl_module.model.training,
+            )
+        )
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         self._record(pl_module)
@@ -55,7 +67,9 @@ def test_classifier_stays_frozen_through_fit_validate_test(tmp_path):
     torch.manual_seed(0)
     classifier = TinyCNN(num_classes=4).train()  # BatchNorm + Dropout, handed over in train mode
     buffers = {k: v.clone() for k, v in classifier.state_dict().items()}
-    module = ExplainerModule(num_classes=4, classifier=classifier, arch="unet", arch_kwargs=UNET, lr=1e-2)
+    module = ExplainerModule(
+        num_classes=4, classifier=classifier, arch="unet", arch_kwargs=UNET, lr=1e-2
+    )
     before = [p.detach().clone() for p in module.model.parameters()]
     spy = ModeSpy()
     trainer = _trainer(tmp_path, callbacks=[spy])
@@ -67,7 +81,9 @@ def test_classifier_stays_frozen_through_fit_validate_test(tmp_path):
         assert torch.equal(value, buffers[key]), key
     assert spy.seen and all(not a and not b and not c for a, b, c, _ in spy.seen)
     assert any(train for *_, train in spy.seen)  # the explainer itself did train
-    assert any(not torch.equal(a, b) for a, b in zip(before, module.model.parameters(), strict=False))
+    assert any(
+        not torch.equal(a, b) for a, b in zip(before, module.model.parameters(), strict=False)
+    )
     assert all(p.grad is None for p in classifier.parameters())
     module.train()
     assert not classifier.training
@@ -86,8 +102,9 @@ def test_every_loss_term_is_logged(tmp_path):
 
 def test_val_pointing_is_the_class_mean_over_the_epochs_pairs(tmp_path):
     module = ExplainerModule(num_classes=4, classifier=TinyCNN(4), arch="unet", arch_kwargs=UNET)
-    dm = ShapesDataModule(image_size=32, num_classes=4, num_train=8, num_val=12, num_test=4,
-                          batch_size=4)  # three validation batches, accumulated over the epoch
+    dm = ShapesDataModule(
+        image_size=32, num_classes=4, num_train=8, num_val=12, num_test=4, batch_size=4
+    )  # three validation batches, accumulated over the epoch
     trainer = _trainer(tmp_path)
     trainer.validate(module, datamodule=dm, verbose=False)
     hits, classes = [], []
@@ -109,8 +126,16 @@ def test_val_pointing_is_the_class_mean_over_the_epochs_pairs(tmp_path):
 
 def test_rtis_variant_and_schedules_train(tmp_path):
     for schedule in ("cosine", "onecycle"):
-        module = ExplainerModule(num_classes=4, classifier=TinyCNN(4), arch="unet", arch_kwargs=UNET,
-                                 loss=RTISLoss(), lr=1e-3, lr_schedule=schedule, hflip=True)
+        module = ExplainerModule(
+            num_classes=4,
+            classifier=TinyCNN(4),
+            arch="unet",
+            arch_kwargs=UNET,
+            loss=RTISLoss(),
+            lr=1e-3,
+            lr_schedule=schedule,
+            hflip=True,
+        )
         trainer = _trainer(tmp_path, limit_train_batches=2, limit_val_batches=1)
         trainer.fit(module, datamodule=_data())
         assert "train/destroyer" in trainer.callback_metrics
@@ -119,15 +144,21 @@ def test_rtis_variant_and_schedules_train(tmp_path):
 
 
 def test_checkpoint_leaves_out_the_classifier_and_resumes(tmp_path):
-    module = ExplainerModule(num_classes=4, classifier=TinyCNN(4), arch="unet", arch_kwargs=UNET, lr=1e-3)
-    trainer = _trainer(tmp_path, enable_checkpointing=True, limit_train_batches=1, limit_val_batches=1)
+    module = ExplainerModule(
+        num_classes=4, classifier=TinyCNN(4), arch="unet", arch_kwargs=UNET, lr=1e-3
+    )
+    trainer = _trainer(
+        tmp_path, enable_checkpointing=True, limit_train_batches=1, limit_val_batches=1
+    )
     trainer.fit(module, datamodule=_data())
     path = trainer.checkpoint_callback.best_model_path
     checkpoint = torch.load(path, weights_only=True)
     assert not any(k.startswith("classifier.") for k in checkpoint["state_dict"])
     assert any(k.startswith("model.") for k in checkpoint["state_dict"])
 
-    fresh = ExplainerModule(num_classes=4, classifier=TinyCNN(4), arch="unet", arch_kwargs=UNET, lr=1e-3)
+    fresh = ExplainerModule(
+        num_classes=4, classifier=TinyCNN(4), arch="unet", arch_kwargs=UNET, lr=1e-3
+    )
     resumed = _trainer(tmp_path, max_epochs=2, limit_train_batches=1, limit_val_batches=1)
     resumed.fit(fresh, datamodule=_data(), ckpt_path=path)
     assert resumed.current_epoch == 2 and resumed.global_step == 2
@@ -144,11 +175,19 @@ def test_train_explainer_cli_exports_and_resumes(tmp_path):
     clf = tmp_path / "clf.pt"
     save_weights(clf, {"num_classes": 6, "width": 4}, ShapesClassifier(6, width=4).state_dict())
     common = [
-        "train-explainer", "--preset", "shapes_explainer",
-        f"--model.classifier_checkpoint={clf}", "--model.arch_kwargs={width: 4, depth: 1}",
-        "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1",
-        "--trainer.enable_progress_bar=false", f"--trainer.default_root_dir={tmp_path}",
-        "--data.image_size=32", "--data.num_train=8", "--data.num_val=8", "--data.num_test=8",
+        "train-explainer",
+        "--preset",
+        "shapes_explainer",
+        f"--model.classifier_checkpoint={clf}",
+        "--model.arch_kwargs={width: 4, depth: 1}",
+        "--trainer.limit_train_batches=1",
+        "--trainer.limit_val_batches=1",
+        "--trainer.enable_progress_bar=false",
+        f"--trainer.default_root_dir={tmp_path}",
+        "--data.image_size=32",
+        "--data.num_train=8",
+        "--data.num_val=8",
+        "--data.num_test=8",
         "--data.batch_size=8",
         # resuming with a longer run: a one-cycle schedule cannot be extended
         "--model.lr_schedule=constant",
@@ -169,9 +208,14 @@ def test_train_explainer_cli_exports_and_resumes(tmp_path):
 
 @pytest.mark.parametrize(
     "preset, l_e, lr",
-    [("explainer_vgg16_voc", 1.0, 1e-5), ("explainer_resnet50_voc", 3.0, 1e-4),
-     ("explainer_vgg16_coco", 1.0, 1e-5), ("explainer_resnet50_coco", 3.0, 1e-5),
-     ("shapes_explainer", None, None), ("shapes_explainer_rtis", None, None)],
+    [
+        ("explainer_vgg16_voc", 1.0, 1e-5),
+        ("explainer_resnet50_voc", 3.0, 1e-4),
+        ("explainer_vgg16_coco", 1.0, 1e-5),
+        ("explainer_resnet50_coco", 3.0, 1e-5),
+        ("shapes_explainer", None, None),
+        ("shapes_explainer_rtis", None, None),
+    ],
 )
 def test_presets_parse(preset, l_e, lr, capsys):
     with pytest.raises(SystemExit) as exit_info:

@@ -28,9 +28,15 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "methods" / "explainer.md"
 
 
 def _trainer(tmp_path, **kwargs):
-    defaults = dict(max_epochs=1, logger=False, enable_progress_bar=False, accelerator="cpu",
-                    enable_model_summary=False, enable_checkpointing=False,
-                    default_root_dir=tmp_path)
+    defaults = dict(
+        max_epochs=1,
+        logger=False,
+        enable_progress_bar=False,
+        accelerator="cpu",
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        default_root_dir=tmp_path,
+    )
     defaults.update(kwargs)
     return Trainer(**defaults)
 
@@ -56,7 +62,7 @@ class Replay(nn.Module):
         self.seen = 0
 
     def forward(self, images):
-        out = self.logits[self.seen:self.seen + images.shape[0]] + self.bias
+        out = self.logits[self.seen : self.seen + images.shape[0]] + self.bias
         self.seen += images.shape[0]
         return out
 
@@ -68,8 +74,9 @@ def _shapes_val(n):
 
 def _class_ratio(tmp_path, module, dataset):
     trainer = _trainer(tmp_path)
-    trainer.validate(module, DataLoader(dataset, batch_size=8, collate_fn=collate_samples),
-                     verbose=False)
+    trainer.validate(
+        module, DataLoader(dataset, batch_size=8, collate_fn=collate_samples), verbose=False
+    )
     return trainer.callback_metrics["val/class_ratio"].item()
 
 
@@ -85,25 +92,41 @@ def test_class_ratio_is_table_1s_criterion_and_sees_class_agnostic_masks(tmp_pat
     classifier = load_shapes_classifier()
     ratios = {}
     for name, logits in (("specific", specific), ("agnostic", agnostic)):
-        module = ExplainerModule(num_classes=6, classifier=classifier, arch="unet",
-                                 arch_kwargs=UNET, class_ratio_images=8)
+        module = ExplainerModule(
+            num_classes=6,
+            classifier=classifier,
+            arch="unet",
+            arch_kwargs=UNET,
+            class_ratio_images=8,
+        )
         module.model = Replay(logits)
         ratios[name] = _class_ratio(tmp_path, module, dataset)
         # The logged value is Table 1's ratio on the first 8 validation images.
-        matrix = class_masking_matrix(classifier, batch["image"][:8], logits[:8].sigmoid(),
-                                      batch["labels"][:8], score="softmax")
+        matrix = class_masking_matrix(
+            classifier,
+            batch["image"][:8],
+            logits[:8].sigmoid(),
+            batch["labels"][:8],
+            score="softmax",
+        )
         assert ratios[name] == pytest.approx(masking_matrix_ratio(matrix).item(), rel=1e-5)
     assert ratios["agnostic"] < 1.3 < 2.0 < ratios["specific"], ratios
 
 
 def test_val_loss_and_class_ratio_are_logged_every_epoch_and_monitorable(tmp_path):
-    module = ExplainerModule(num_classes=4, classifier=TinyCNN(4), arch="unet", arch_kwargs=UNET,
-                             lr=1e-3)
+    module = ExplainerModule(
+        num_classes=4, classifier=TinyCNN(4), arch="unet", arch_kwargs=UNET, lr=1e-3
+    )
     checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", monitor="val/class_ratio", mode="max")
     stop = EarlyStopping(monitor="val/class_ratio", mode="max", patience=5, check_finite=True)
-    trainer = _trainer(tmp_path, max_epochs=2, enable_checkpointing=True,
-                       callbacks=[checkpoint, stop], logger=CSVLogger(tmp_path, name="log"),
-                       num_sanity_val_steps=0)
+    trainer = _trainer(
+        tmp_path,
+        max_epochs=2,
+        enable_checkpointing=True,
+        callbacks=[checkpoint, stop],
+        logger=CSVLogger(tmp_path, name="log"),
+        num_sanity_val_steps=0,
+    )
     trainer.fit(module, _tensor_loader(multi_hot=True), _tensor_loader(seed=1))
     with open(Path(trainer.logger.log_dir) / "metrics.csv") as f:
         rows = [r for r in csv.DictReader(f) if r.get("val/class_ratio")]
@@ -138,8 +161,9 @@ class FromImage(nn.Module):
 
 
 def _collapse_warnings(tmp_path, model):
-    module = ExplainerModule(num_classes=4, classifier=TinyCNN(4), arch="unet", arch_kwargs=UNET,
-                             lr=1e-6)
+    module = ExplainerModule(
+        num_classes=4, classifier=TinyCNN(4), arch="unet", arch_kwargs=UNET, lr=1e-6
+    )
     module.model = model
     trainer = _trainer(tmp_path, max_epochs=2, limit_val_batches=0)
     with warnings.catch_warnings(record=True) as caught:
@@ -174,12 +198,15 @@ def test_the_warnings_recipe_section_exists():
 # ---------------------------------------------------------------- tuple batches
 @pytest.mark.parametrize("multi_hot", [False, True])
 def test_tuple_batches_train_with_a_real_trainer(tmp_path, multi_hot):
-    module = ExplainerModule(num_classes=4, classifier=TinyCNN(4), arch="unet", arch_kwargs=UNET,
-                             lr=1e-3)
+    module = ExplainerModule(
+        num_classes=4, classifier=TinyCNN(4), arch="unet", arch_kwargs=UNET, lr=1e-3
+    )
     before = [p.detach().clone() for p in module.model.parameters()]
     trainer = _trainer(tmp_path)
     trainer.fit(module, _tensor_loader(multi_hot=multi_hot), _tensor_loader(seed=1))
-    assert any(not torch.equal(a, p) for a, p in zip(before, module.model.parameters(), strict=False))
+    assert any(
+        not torch.equal(a, p) for a, p in zip(before, module.model.parameters(), strict=False)
+    )
     for key in ("train/loss", "val/loss", "val/class_ratio", "val/mask_collapse"):
         assert torch.isfinite(trainer.callback_metrics[key]), key
 
@@ -233,8 +260,14 @@ def _one_cycle(step, total, lr, pct_start=0.1):
 )
 def test_lr_schedule_is_applied_at_every_step(tmp_path, schedule, expected):
     lr, epochs, loader = 1e-2, 2, _tensor_loader(n=20, batch_size=2)  # 20 steps
-    module = ExplainerModule(num_classes=4, classifier=TinyCNN(4), arch="unet", arch_kwargs=UNET,
-                             lr=lr, lr_schedule=schedule)
+    module = ExplainerModule(
+        num_classes=4,
+        classifier=TinyCNN(4),
+        arch="unet",
+        arch_kwargs=UNET,
+        lr=lr,
+        lr_schedule=schedule,
+    )
     spy = LrSpy()
     _trainer(tmp_path, max_epochs=epochs, limit_val_batches=0, callbacks=[spy]).fit(module, loader)
     total = epochs * len(loader)
@@ -266,18 +299,21 @@ class FedImages(Callback):
     def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
         self._spy(pl_module, batch, "val")
 
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx,
-                                dataloader_idx=0):
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ):
         self._done()
 
 
 @pytest.mark.parametrize("hflip", [True, False])
 def test_hflip_flips_some_training_images_and_nothing_else(tmp_path, hflip):
-    module = ExplainerModule(num_classes=4, classifier=TinyCNN(4), arch="unet", arch_kwargs=UNET,
-                             hflip=hflip, seed=1)
+    module = ExplainerModule(
+        num_classes=4, classifier=TinyCNN(4), arch="unet", arch_kwargs=UNET, hflip=hflip, seed=1
+    )
     spy = FedImages()
     _trainer(tmp_path, max_epochs=2, callbacks=[spy], num_sanity_val_steps=0).fit(
-        module, _tensor_loader(), _tensor_loader(seed=1))
+        module, _tensor_loader(), _tensor_loader(seed=1)
+    )
     flipped = {"train": [], "val": []}
     for stage, pairs in spy.pairs.items():
         for images, fed in pairs:

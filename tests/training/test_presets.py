@@ -7,19 +7,35 @@ from captum_ext.models.pretrained import load_shapes_classifier, load_shapes_exp
 from captum_ext.training.presets import fit, preset_config, train_preset
 
 TINY = {
-    "trainer": {"max_epochs": 1, "limit_train_batches": 2, "limit_val_batches": 1,
-                "accelerator": "cpu", "logger": False, "enable_progress_bar": False,
-                "precision": "32-true"},
+    "trainer": {
+        "max_epochs": 1,
+        "limit_train_batches": 2,
+        "limit_val_batches": 1,
+        "accelerator": "cpu",
+        "logger": False,
+        "enable_progress_bar": False,
+        "precision": "32-true",
+    },
 }
 
 
 def test_train_preset_writes_the_weights_the_loaders_read(tmp_path):
     classifier = train_preset(
-        "classifier", "shapes_classifier", tmp_path / "shapes_classifier.pt",
+        "classifier",
+        "shapes_classifier",
+        tmp_path / "shapes_classifier.pt",
         default_root_dir=tmp_path / "runs",
-        overrides={**TINY, "model": {"width": 4},
-                   "data": {"image_size": 32, "num_train": 16, "num_val": 8, "num_test": 8,
-                            "batch_size": 8}},
+        overrides={
+            **TINY,
+            "model": {"width": 4},
+            "data": {
+                "image_size": 32,
+                "num_train": 16,
+                "num_val": 8,
+                "num_test": 8,
+                "batch_size": 8,
+            },
+        },
     )
     # The override directory's classifier replaces the shipped one (width 4, not 32).
     model = load_shapes_classifier(checkpoint_dir=tmp_path)
@@ -29,12 +45,26 @@ def test_train_preset_writes_the_weights_the_loaders_read(tmp_path):
 
     # The Explainer is trained against that classifier, named by an override.
     train_preset(
-        "explainer", "shapes_explainer", tmp_path / "shapes_explainer.pt",
+        "explainer",
+        "shapes_explainer",
+        tmp_path / "shapes_explainer.pt",
         default_root_dir=tmp_path / "runs_explainer",
-        overrides={**TINY, "model": {"classifier_checkpoint": str(classifier),
-                                     "arch_kwargs": {"width": 4, "depth": 1}},
-                   "data": {"init_args": {"image_size": 32, "num_train": 16, "num_val": 8,
-                                          "num_test": 8, "batch_size": 8}}},
+        overrides={
+            **TINY,
+            "model": {
+                "classifier_checkpoint": str(classifier),
+                "arch_kwargs": {"width": 4, "depth": 1},
+            },
+            "data": {
+                "init_args": {
+                    "image_size": 32,
+                    "num_train": 16,
+                    "num_val": 8,
+                    "num_test": 8,
+                    "batch_size": 8,
+                }
+            },
+        },
     )
     (checkpoint,) = (tmp_path / "runs_explainer").rglob("*.ckpt")
     hparams = torch.load(checkpoint, map_location="cpu", weights_only=False)["hyper_parameters"]

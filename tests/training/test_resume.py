@@ -33,9 +33,19 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _killed_run(kind, root, kill_step, *checkpoint_args):
     done = subprocess.run(
-        [sys.executable, "-m", "tests.training._resume_run", kind, str(root), str(kill_step),
-         *checkpoint_args],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "tests.training._resume_run",
+            kind,
+            str(root),
+            str(kill_step),
+            *checkpoint_args,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == -signal.SIGKILL, done.stderr[-3000:]
     return root / "ckpt" / "last.ckpt"
