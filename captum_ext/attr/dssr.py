@@ -40,7 +40,10 @@ def scaled_kernel(paper_size: int, height: int, width: int) -> tuple[int, int]:
     >>> scaled_kernel(16, 224, 224), scaled_kernel(16, 64, 64), scaled_kernel(12, 64, 32)
     ((16, 16), (5, 5), (3, 2))
     """
-    return tuple(max(1, round(paper_size * side / PAPER_SIDE)) for side in (height, width))
+    return (
+        max(1, round(paper_size * height / PAPER_SIDE)),
+        max(1, round(paper_size * width / PAPER_SIDE)),
+    )
 
 
 def check_kernel(value: KernelSize, name: str) -> tuple[int, int]:
@@ -48,7 +51,7 @@ def check_kernel(value: KernelSize, name: str) -> tuple[int, int]:
     pair = (value, value) if isinstance(value, int) else tuple(value)
     if len(pair) != 2:
         raise ValueError(f"`{name}` must be an int or a pair of ints, got {value!r}")
-    return tuple(check_positive_int(v, name) for v in pair)
+    return check_positive_int(pair[0], name), check_positive_int(pair[1], name)
 
 
 class DSSR(MaskAttribution):
@@ -198,7 +201,7 @@ class DSSR(MaskAttribution):
             show_progress=show_progress,
         )
 
-    def _attribute_map(
+    def _attribute_map(  # type: ignore[override]  # narrows **kwargs to its options
         self,
         inputs: Tensor,
         target: TargetLike,

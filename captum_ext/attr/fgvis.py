@@ -235,7 +235,7 @@ class FGVis(MaskAttribution):
         )
 
     # ------------------------------------------------------------------ internals
-    def _attribute_map(
+    def _attribute_map(  # type: ignore[override]  # narrows **kwargs to its options
         self,
         inputs: Tensor,
         target: TargetLike,

@@ -169,7 +169,7 @@ class MP2(MaskAttribution):
             seed=seed,
         )
 
-    def _attribute_map(
+    def _attribute_map(  # type: ignore[override]  # narrows **kwargs to its options
         self,
         inputs: Tensor,
         target: TargetLike,

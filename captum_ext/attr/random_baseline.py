@@ -61,7 +61,7 @@ class RandomAttribution(MaskAttribution):
         """
         return self._run(inputs, target, additional_forward_args, return_map, seed=seed)
 
-    def _attribute_map(
+    def _attribute_map(  # type: ignore[override]  # narrows **kwargs to its options
         self,
         inputs: Tensor,
         target: TargetLike,

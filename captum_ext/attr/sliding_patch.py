@@ -200,7 +200,7 @@ class SlidingPatch(MaskAttribution):
             seed=seed,
         )
 
-    def _attribute_map(
+    def _attribute_map(  # type: ignore[override]  # narrows **kwargs to its options
         self,
         inputs: Tensor,
         target: TargetLike,

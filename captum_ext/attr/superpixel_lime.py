@@ -369,7 +369,7 @@ class SuperpixelLime(MaskAttribution):
             pixels = (inputs - low) / (high - low).clamp_min(torch.finfo(inputs.dtype).tiny)
         return slic_superpixels(pixels, self.n_segments, self.compactness, self.sigma)
 
-    def _attribute_map(
+    def _attribute_map(  # type: ignore[override]  # narrows **kwargs to its options
         self,
         inputs: Tensor,
         target: TargetLike,

@@ -234,14 +234,14 @@ def mask_saliency(
     min_area = check_fraction(min_area, "min_area", closed=(False, True))
     label_sets = check_label_sets(labels, inputs)
     perturb = Perturber(check_filler(filler, default=Constant(0.0)), inputs, generator)
-    soft = perturb.reference is not None
+    reference = perturb.reference
     n = inputs.shape[0]
 
     def build(start: int, stop: int):
         index = torch.arange(start, stop, device=inputs.device)
         m = masks[start:stop].to(inputs.dtype)
-        if soft:
-            r = perturb.reference[start:stop]
+        if reference is not None:
+            r = reference[start:stop]
             return r + m * (inputs[start:stop] - r), index
         # A hole-dependent reference (inpainting) is computed for the binarised mask.
         filled = perturb(index, m < 0.5)

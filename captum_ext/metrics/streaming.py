@@ -19,7 +19,7 @@ _torchmetrics = require("torchmetrics", extra="lightning")
 dim_zero_cat = require("torchmetrics.utilities", extra="lightning").dim_zero_cat
 
 
-class PointingAccuracy(_torchmetrics.Metric):
+class PointingAccuracy(_torchmetrics.Metric):  # type: ignore[name-defined]  # optional base
     """:func:`pointing_accuracy` accumulated over batches (and ranks): TorchRay's counters.
 
     ``update(hits, classes)`` per batch; ``compute()`` gives the mean over classes, or
