@@ -231,3 +231,11 @@ def test_presets_parse(preset, l_e, lr, capsys):
         assert model["arch"] == "deeplabv3_resnet50"
     loss = config["model"]["loss"]["class_path"].rsplit(".", 1)[-1]
     assert loss == ("RTISLoss" if preset.endswith("rtis") else "ExplainerLoss")
+    monitors = {c["init_args"]["monitor"] for c in config["trainer"]["callbacks"]}
+    if preset.startswith("shapes"):
+        # Model selection that sees class specificity (val/iou scores present classes only).
+        assert monitors == {"val/class_ratio"}
+    else:
+        assert monitors == {"val/loss"}  # the paper's
+    l_c = config["model"]["loss"].get("init_args", {}).get("l_c", 0.0)
+    assert l_c == (1.0 if preset == "shapes_explainer" else 0.0)  # paper presets: the paper's loss
