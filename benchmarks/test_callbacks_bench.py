@@ -59,6 +59,7 @@ def test_faithfulness_metrics_event(benchmark, validated, settings):
         "insertion_auc",
         "saliency_metric",
         "pointing_game",
+        "pointing_game_pairs",
         "continuous_iou",
     }
     assert all(torch.isfinite(v) for v in values.values())

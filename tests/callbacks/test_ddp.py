@@ -42,7 +42,7 @@ def test_ddp_metric_equals_the_single_process_metric(ddp, tmp_path):
     )[0]
     assert metrics.samples.indices == result["indices"]
     names = [k for k in single if k.startswith("faith/")]
-    assert len(names) == 5
+    assert len(names) == 6  # deletion, insertion, saliency, pointing (class mean, pairs), IoU
     for name in names:
         assert result["results"][name] == pytest.approx(single[name], abs=1e-5), name
 

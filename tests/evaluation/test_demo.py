@@ -86,6 +86,9 @@ def test_json_report_is_strict_and_complete(report):
     assert data["settings"]["attribute_overrides"]["sp"] == {"strides": 16}
 
 
-def test_demo_cli_rejects_unknown_method(tmp_path):
-    with pytest.raises(ValueError, match="nope"):
+def test_demo_cli_rejects_unknown_method(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
         main(["demo", "--output_dir", str(tmp_path), "--methods", "[nope]"])
+    assert info.value.code == 2
+    assert "unknown method 'nope'" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # rejected before any work
