@@ -8,6 +8,7 @@ was wrong and what was expected.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -56,6 +57,27 @@ def check_tensor(
         raise TypeError(f"`{name}` must be a floating-point tensor, got dtype {value.dtype}")
     if finite and value.is_floating_point() and not bool(torch.isfinite(value).all()):
         raise ValueError(f"`{name}` contains NaN or infinite values")
+    return value
+
+
+def unwrap_single(value: Any, name: str) -> Any:
+    """The element of a one-element tuple, other values as they are.
+
+    Captum passes per-input arguments (``baselines``, ``feature_mask``) as tuples with
+    one element per input tensor; mask methods take one input tensor.
+
+    Examples
+    --------
+    >>> unwrap_single((0.5,), "baselines"), unwrap_single(0.5, "baselines")
+    (0.5, 0.5)
+    """
+    if isinstance(value, tuple):
+        if len(value) != 1:
+            raise ValueError(
+                f"`{name}` is a tuple of {len(value)} elements but there is one input tensor; "
+                "pass one value, alone or in a 1-tuple"
+            )
+        (value,) = value
     return value
 
 

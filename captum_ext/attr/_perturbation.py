@@ -17,7 +17,12 @@ from torch import Tensor
 
 from captum_ext._utils.forward import batched_outputs
 from captum_ext._utils.scores import target_scores
-from captum_ext._utils.validation import check_positive_int, check_same_device, check_tensor
+from captum_ext._utils.validation import (
+    check_positive_int,
+    check_same_device,
+    check_tensor,
+    unwrap_single,
+)
 from captum_ext.fillers.base import Filler
 from captum_ext.fillers.perturber import Perturber
 
@@ -52,13 +57,7 @@ def format_baselines(baselines: BaselinesLike, inputs: Tensor) -> BaselineFiller
     >>> format_baselines((torch.zeros(2, 3, 4, 4),), torch.zeros(2, 3, 4, 4)).baselines.shape
     torch.Size([2, 3, 4, 4])
     """
-    if isinstance(baselines, tuple):
-        if len(baselines) != 1:
-            raise ValueError(
-                f"`baselines` is a tuple of {len(baselines)} elements but there is one input "
-                "tensor; pass one baseline (a number or a tensor), alone or in a 1-tuple"
-            )
-        (baselines,) = baselines
+    baselines = unwrap_single(baselines, "baselines")
     if baselines is None:
         return None
     if isinstance(baselines, bool) or not isinstance(baselines, (int, float, Tensor)):

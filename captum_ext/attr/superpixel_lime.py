@@ -17,6 +17,7 @@ from captum_ext._utils.validation import (
     check_non_negative,
     check_positive_int,
     check_same_device,
+    unwrap_single,
 )
 from captum_ext.attr._base import InputsLike, MaskAttribution
 from captum_ext.attr._perturbation import BaselinesLike, format_baselines, perturbation_scores
@@ -81,13 +82,7 @@ def check_feature_mask(feature_mask: object, inputs: Tensor) -> Tensor:
     >>> check_feature_mask(torch.arange(4).view(1, 2, 2), torch.zeros(3, 3, 2, 2)).shape
     torch.Size([3, 1, 2, 2])
     """
-    if isinstance(feature_mask, tuple):
-        if len(feature_mask) != 1:
-            raise ValueError(
-                f"`feature_mask` is a tuple of {len(feature_mask)} tensors but there is one "
-                "input tensor"
-            )
-        (feature_mask,) = feature_mask
+    feature_mask = unwrap_single(feature_mask, "feature_mask")
     if not isinstance(feature_mask, Tensor):
         raise TypeError(f"`feature_mask` must be a torch.Tensor, got {type(feature_mask).__name__}")
     if (
