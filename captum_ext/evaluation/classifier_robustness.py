@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 
 from captum_ext.data.object_masking import default_dilation, dilate, keep_only, remove_objects
 from captum_ext.data.samples import collate_samples
-from captum_ext.fillers import Blur, Constant, Filler, ImageSpace
+from captum_ext.fillers import Blur, Constant, Filler, GaussianNoise, ImageSpace, UniformNoise
 from captum_ext.utils import preserved_state, require
 
 multilabel_exact_match = require(
@@ -111,11 +111,14 @@ def reference_evidence(
     sigmoid probabilities are averaged over the images and the largest class mean is
     returned:
 
-    * ``uniform_noise``: pixels ``U(0, 1)`` (DSSR's reference);
-    * ``gaussian_noise``: pixels ``N(0.5, 0.25^2)`` clipped to [0, 1];
-    * ``mean_color``: ``Constant(0)`` in the normalised input space (FGVis's, SP's);
-    * ``blurred``: each image of ``dataset`` blurred with sigma 10 px, the ``Blur``
-      filler's reference.
+    * ``uniform_noise``: :class:`~captum_ext.fillers.UniformNoise`, pixels ``U(0, 1)``
+      (DSSR's reference);
+    * ``gaussian_noise``: :class:`~captum_ext.fillers.GaussianNoise` with a pixel std
+      of 0.25 around the mean colour;
+    * ``mean_color``: ``Constant(0)``, the mean colour in a normalised input space
+      (FGVis's, SP's);
+    * ``blurred``: each image of ``dataset`` blurred with sigma 10 px, the
+      ``Blur(10)`` filler's reference.
 
     Parameters
     ----------
@@ -140,18 +143,19 @@ def reference_evidence(
     device = parameter.device if parameter is not None else torch.device("cpu")
     generator = torch.Generator().manual_seed(seed)
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_samples)
+    fillers: dict[str, Filler] = {
+        "uniform_noise": UniformNoise(space),
+        "gaussian_noise": GaussianNoise(0.25, space),
+        "mean_color": Constant(0.0),
+        "blurred": Blur(10.0),
+    }
     probs: dict[str, list] = {}
     with preserved_state([model], eval_mode=True):
         for batch in loader:
             images = batch["image"]
-            shape = images.shape
             references = {
-                "uniform_noise": space.to_inputs(torch.rand(shape, generator=generator)),
-                "gaussian_noise": space.to_inputs(
-                    (0.5 + 0.25 * torch.randn(shape, generator=generator)).clamp(0, 1)
-                ),
-                "mean_color": torch.zeros(shape),
-                "blurred": Blur(10.0).reference(images),
+                name: filler.reference(images, generator=generator)
+                for name, filler in fillers.items()
             }
             for name, reference in references.items():
                 probs.setdefault(name, []).append(model(reference.to(device)).sigmoid().cpu())
