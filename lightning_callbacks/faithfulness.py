@@ -197,12 +197,10 @@ class FaithfulnessMetrics(PeriodicAttributionCallback):
             ),
         }
         if samples.masks is not None:
-            table["pointing_game"] = lambda f, s, t, m: pointing_game(
-                m, masks=_target_masks(s, t), **args.get("pointing_game", {})
-            )
-            table["pointing_game_pairs"] = lambda f, s, t, m: pointing_game(
-                m, masks=_target_masks(s, t), **args.get("pointing_game_pairs", {})
-            )
+            for key in POINTING_METRICS:
+                table[key] = lambda f, s, t, m, key=key: pointing_game(
+                    m, masks=_target_masks(s, t), **args.get(key, {})
+                )
             table["continuous_iou"] = lambda f, s, t, m: continuous_iou(
                 normalize_map(m), _target_masks(s, t), **args.get("continuous_iou", {})
             )
