@@ -139,7 +139,7 @@ def check_same_device(*tensors: Tensor, names: Sequence[str]) -> None:
     """Raise ``ValueError`` when the tensors live on different devices."""
     devices = [t.device for t in tensors]
     if any(d != devices[0] for d in devices[1:]):
-        listed = ", ".join(f"`{n}` on {d}" for n, d in zip(names, devices, strict=False))
+        listed = ", ".join(f"`{n}` on {d}" for n, d in zip(names, devices))
         raise ValueError(f"tensors must be on the same device: {listed}")
 
 

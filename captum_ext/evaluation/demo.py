@@ -270,7 +270,7 @@ def run_demo(
         include=list(methods),
         checkpoint_dir=checkpoints,
     )
-    for name, spec in zip(methods, specs, strict=False):
+    for name, spec in zip(methods, specs):
         spec.attribute_kwargs = {
             **spec.attribute_kwargs,
             **settings.attribute_overrides.get(name, {}),
@@ -292,9 +292,7 @@ def run_demo(
 
     tick = time.perf_counter()
     table_data = ShapesDataset(settings.table_images, image_size, seed=seed, split="test")
-    table_specs = [
-        spec for name, spec in zip(methods, specs, strict=False) if name in TABLE_METHODS
-    ]
+    table_specs = [spec for name, spec in zip(methods, specs) if name in TABLE_METHODS]
     tables = explainer_tables(model, table_data, table_specs, show_progress=show_progress)
     tables.settings["dataset"] = (
         f"ShapesDataset(num_images={settings.table_images}, image_size={image_size}, "

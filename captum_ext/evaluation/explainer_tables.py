@@ -276,7 +276,7 @@ def tables_markdown(result: ExplainerTables) -> str:
             header,
             "|---|" + "---:|" * (len(result.class_names) + 1),
         ]
-        for name, row in zip(result.class_names, matrix, strict=False):
+        for name, row in zip(result.class_names, matrix):
             lines.append(f"| {name} | " + " | ".join(_cell(v) for v in row) + " |")
         lines.append("")
     lines += ["## Table 2: segmentation of the aggregated masks", ""]

@@ -149,7 +149,7 @@ def hallucination_rates(
                 with torch.no_grad():
                     explained = remove(images, mask, filler.reference(images))
                     top1 = model(explained).argmax(1)
-                for triple, cls in zip(chunk, top1.tolist(), strict=False):
+                for triple, cls in zip(chunk, top1.tolist()):
                     triple[key] = cls == triple["class"]
     return {"rows": triples, "summary": summarize(triples)}
 

@@ -162,7 +162,7 @@ class EvaluationResult:
         out: dict[str, dict[int, float]] = {}
         for method in self.methods:
             by_class: dict[int, list[float]] = {c: [] for c in classes}
-            for (_, c), v in zip(self.pairs, self.per_pair[method][key], strict=False):
+            for (_, c), v in zip(self.pairs, self.per_pair[method][key]):
                 by_class[c].append(v)
             out[method] = {c: nan_mean(v) for c, v in by_class.items()}
         return out
@@ -199,7 +199,7 @@ class _Pairs:
         return cls(
             inputs=batch["image"][img].to(device),
             target=klass.to(device),
-            ids=list(zip(index[img].tolist(), klass.tolist(), strict=False)),
+            ids=list(zip(index[img].tolist(), klass.tolist())),
             masks=take("masks", by_class=True),
             valid=take("valid"),
             boxes=take("boxes"),

@@ -186,7 +186,7 @@ def curves_figure(result: EvaluationResult) -> Figure:
         "insertion_curve": "Insertion (higher is better)",
     }
     styles = curve_styles(result.methods)
-    for ax, (key, title) in zip(axes, titles.items(), strict=False):
+    for ax, (key, title) in zip(axes, titles.items()):
         for method in result.methods:
             ax.plot(
                 result.curve_fractions,

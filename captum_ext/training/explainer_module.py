@@ -343,7 +343,7 @@ class ExplainerModule(LightningModule):
     def on_validation_epoch_end(self) -> None:
         if not self._ratio_parts:
             return
-        images, labels, masks = (torch.cat(part) for part in zip(*self._ratio_parts, strict=False))
+        images, labels, masks = (torch.cat(part) for part in zip(*self._ratio_parts))
         self._ratio_parts = []
         matrix = class_masking_matrix(self.classifier, images, masks, labels, score="softmax")
         self.log("val/class_ratio", masking_matrix_ratio(matrix), sync_dist=True)

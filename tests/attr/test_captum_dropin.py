@@ -75,7 +75,7 @@ def visualize_all(attributions: Tensor | tuple, inputs: Tensor | tuple) -> None:
         assert isinstance(attributions, tuple) and len(attributions) == len(inputs)
         attributions, inputs = attributions[0], inputs[0]
     assert isinstance(attributions, Tensor) and attributions.shape == inputs.shape
-    for attr, image in zip(attributions, inputs, strict=False):
+    for attr, image in zip(attributions, inputs):
         fig, _ = viz.visualize_image_attr(
             np.transpose(attr.detach().cpu().numpy(), (1, 2, 0)),
             np.transpose(image.detach().cpu().clamp(0, 1).numpy(), (1, 2, 0)),
@@ -91,7 +91,7 @@ def same_structure(ours: Any, theirs: Any) -> None:
     assert type(ours) is type(theirs)
     if isinstance(theirs, tuple):
         assert len(ours) == len(theirs)
-        for a, b in zip(ours, theirs, strict=False):
+        for a, b in zip(ours, theirs):
             assert a.shape == b.shape
     else:
         assert ours.shape == theirs.shape

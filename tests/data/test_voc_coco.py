@@ -33,7 +33,7 @@ def _voc_xml(path, width, height, objects):
         ET.SubElement(obj, "name").text = name
         ET.SubElement(obj, "difficult").text = str(int(difficult))
         bnd = ET.SubElement(obj, "bndbox")
-        for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), box, strict=False):
+        for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), box):
             ET.SubElement(bnd, tag).text = str(value)
     path.parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(root).write(path)

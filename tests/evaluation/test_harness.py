@@ -148,7 +148,7 @@ def test_report_names_classes_of_the_dataset(world, tmp_path):
     by_class = result.class_table()["Random"]
     for c, value in by_class.items():
         pointing = result.per_pair["Random"]["pointing"]
-        hits = [v for (_, k), v in zip(result.pairs, pointing, strict=False) if k == c]
+        hits = [v for (_, k), v in zip(result.pairs, pointing) if k == c]
         assert value == pytest.approx(sum(hits) / len(hits))
     text = write_report(result, tmp_path)["markdown"].read_text()
     assert "## Pointing game per class" in text

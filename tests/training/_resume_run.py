@@ -119,11 +119,7 @@ def differences(a: Any, b: Any, path: str = "") -> list[str]:
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         if len(a) != len(b):
             return [f"{path} length"]
-        return [
-            d
-            for i, (x, y) in enumerate(zip(a, b, strict=False))
-            for d in differences(x, y, f"{path}/{i}")
-        ]
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in differences(x, y, f"{path}/{i}")]
     return [] if a == b else [path]
 
 

@@ -204,9 +204,7 @@ def test_tuple_batches_train_with_a_real_trainer(tmp_path, multi_hot):
     before = [p.detach().clone() for p in module.model.parameters()]
     trainer = _trainer(tmp_path)
     trainer.fit(module, _tensor_loader(multi_hot=multi_hot), _tensor_loader(seed=1))
-    assert any(
-        not torch.equal(a, p) for a, p in zip(before, module.model.parameters(), strict=False)
-    )
+    assert any(not torch.equal(a, p) for a, p in zip(before, module.model.parameters()))
     for key in ("train/loss", "val/loss", "val/class_ratio", "val/mask_collapse"):
         assert torch.isfinite(trainer.callback_metrics[key]), key
 
@@ -317,7 +315,7 @@ def test_hflip_flips_some_training_images_and_nothing_else(tmp_path, hflip):
     flipped = {"train": [], "val": []}
     for stage, pairs in spy.pairs.items():
         for images, fed in pairs:
-            for image, seen in zip(images, fed, strict=False):
+            for image, seen in zip(images, fed):
                 assert torch.equal(seen, image) or torch.equal(seen, image.flip(-1))
                 flipped[stage].append(not torch.equal(seen, image))
     assert len(flipped["train"]) == 16 and not any(flipped["val"])

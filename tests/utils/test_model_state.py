@@ -33,7 +33,7 @@ def test_restores_everything_after_exception():
 
     after = _snapshot(model)
     assert after[0] == before[0] and after[1] == before[1]
-    assert all(a is b for a, b in zip(after[2], before[2], strict=False))
+    assert all(a is b for a, b in zip(after[2], before[2]))
     assert list(model._forward_hooks) == [handle_kept.id]
     assert not model.features[2]._forward_hooks and not model._backward_hooks
 
