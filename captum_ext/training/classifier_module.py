@@ -52,6 +52,9 @@ class ClassifierModule(LightningModule):
         Dilation radius of the kept masks (default: 1 px per 32 px of image side).
     seed : int
         Seed of the augmentation's random draws.
+    activation : {"relu", "silu", "gelu"}
+        The classifier's non-linearity (the ``shapes_classifier_silu`` preset trains the
+        SiLU variant with the same recipe).
 
     Examples
     --------
@@ -70,10 +73,11 @@ class ClassifierModule(LightningModule):
         null_p: float = 0.1,
         dilation: int | None = None,
         seed: int = 0,
+        activation: str = "relu",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.model = ShapesClassifier(num_classes, width)
+        self.model = ShapesClassifier(num_classes, width, activation=activation)
         self.generator = torch.Generator().manual_seed(seed)
         self.val_clean = MultilabelExactMatch(num_labels=num_classes)
         self.val_object_only = MultilabelExactMatch(num_labels=num_classes)
@@ -81,7 +85,11 @@ class ClassifierModule(LightningModule):
 
     def export_config(self) -> dict[str, Any]:
         """Arguments that rebuild :attr:`model`."""
-        return {"num_classes": self.hparams.num_classes, "width": self.hparams.width}
+        return {
+            "num_classes": self.hparams.num_classes,
+            "width": self.hparams.width,
+            "activation": self.hparams.activation,
+        }
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         save_random_state(checkpoint, self.generator)

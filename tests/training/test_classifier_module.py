@@ -3,12 +3,14 @@ import torch
 import torch.nn.functional as F
 import yaml
 from lightning.pytorch import Trainer
+from torch import nn
 
 from captum_ext.cli.main import main
 from captum_ext.data.object_masking import default_dilation, keep_random_objects
 from captum_ext.data.samples import collate_samples
 from captum_ext.data.shapes import ShapesDataModule, ShapesDataset
 from captum_ext.models.pretrained import load_shapes_classifier
+from captum_ext.models.shapes_classifier import ShapesClassifier
 from captum_ext.models.weights import load_weights, save_weights
 from captum_ext.training.classifier_module import ClassifierModule
 
@@ -116,8 +118,11 @@ def test_null_p_one_feeds_object_free_images_labelled_no_class():
     assert torch.allclose(loss, expected)
 
 
-@pytest.mark.parametrize("preset, null_p", [("shapes_classifier", 0.1)])
-def test_classifier_presets_parse(preset, null_p, capsys):
+@pytest.mark.parametrize(
+    "preset, null_p, activation",
+    [("shapes_classifier", 0.1, "relu"), ("shapes_classifier_silu", 0.1, "silu")],
+)
+def test_classifier_presets_parse(preset, null_p, activation, capsys):
     # Each shipped checkpoint's preset carries the recipe it was trained with.
     with pytest.raises(SystemExit) as exit_info:
         main(["train-classifier", "--preset", preset, "--print_config"])
@@ -125,3 +130,15 @@ def test_classifier_presets_parse(preset, null_p, capsys):
     config = yaml.safe_load(capsys.readouterr().out)
     assert config["model"]["null_p"] == null_p
     assert config["model"]["robust_p"] == 0.5 and config["trainer"]["max_epochs"] == 16
+    assert config["model"]["activation"] == activation
+
+
+def test_activation_reaches_the_model_and_its_export():
+    module = ClassifierModule(num_classes=3, width=4, activation="silu")
+    acts = {type(m) for m in module.model.modules() if isinstance(m, (nn.ReLU, nn.SiLU))}
+    assert acts == {nn.SiLU}
+    rebuilt = ShapesClassifier(**module.export_config())
+    rebuilt.load_state_dict(module.model.state_dict())
+    x = torch.randn(2, 3, 32, 32)
+    module.eval(), rebuilt.eval()
+    assert torch.equal(rebuilt(x), module(x))
