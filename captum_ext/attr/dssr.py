@@ -12,6 +12,7 @@ from captum.log import log_usage
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from captum_ext._utils.image_scale import scaled_size
 from captum_ext._utils.scores import target_scores
 from captum_ext._utils.validation import (
     TargetLike,
@@ -29,21 +30,7 @@ from captum_ext.fillers.noise import UniformNoise
 KernelSize = int | tuple[int, int]
 
 #: The paper's pooling kernels at 224 x 224: max-pool k1 = 12, average-pool k2 = 16.
-PAPER_K1, PAPER_K2, PAPER_SIDE = 12, 16, 224
-
-
-def scaled_kernel(paper_size: int, height: int, width: int) -> tuple[int, int]:
-    """A pooling kernel scaled with the image: ``round(paper_size * side / 224)``, >= 1.
-
-    Examples
-    --------
-    >>> scaled_kernel(16, 224, 224), scaled_kernel(16, 64, 64), scaled_kernel(12, 64, 32)
-    ((16, 16), (5, 5), (3, 2))
-    """
-    return (
-        max(1, round(paper_size * height / PAPER_SIDE)),
-        max(1, round(paper_size * width / PAPER_SIDE)),
-    )
+PAPER_K1, PAPER_K2 = 12, 16
 
 
 def check_kernel(value: KernelSize, name: str) -> tuple[int, int]:
@@ -220,8 +207,8 @@ class DSSR(MaskAttribution):
         threshold = self.theta * target_scores(clean, target, self.score)
 
         plus = self.variant == "dssr+"
-        k1 = self.k1 or scaled_kernel(PAPER_K1, h, w)
-        k2 = self.k2 or scaled_kernel(PAPER_K2, h, w)
+        k1 = self.k1 or scaled_size(PAPER_K1, h, w)
+        k2 = self.k2 or scaled_size(PAPER_K2, h, w)
         # DSSR+: the (H + k2 - 1) x (W + k2 - 1) parameter avg-pools to exactly H x W.
         grow = (k2[0] - 1, k2[1] - 1) if plus else (0, 0)
         mask = torch.zeros(

@@ -12,6 +12,7 @@ from captum.log import log_usage
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from captum_ext._utils.image_scale import scaled_pixel_weight
 from captum_ext._utils.scores import target_scores
 from captum_ext._utils.validation import (
     TargetLike,
@@ -34,8 +35,10 @@ GAMES: dict[str, tuple[tuple[float, float], str, bool]] = {
     "repression": ((0.0, 0.01), "delete", True),
 }
 
-#: The supplement's line search: 13 values log-spaced from 1e-4 down to 1e-10.
+#: The supplement's line search at 224 x 224: 13 values log-spaced from 1e-4 down to 1e-10.
 LAMBDA_SEARCH = tuple(10.0 ** (-4.0 - 0.5 * k) for k in range(13))
+#: The default lambda at 224 x 224, the middle of the search range.
+PAPER_LAMBDA = 1e-7
 
 
 def validated_reference(filler: Filler, inputs: Tensor, generator: torch.Generator) -> Tensor:
@@ -113,14 +116,16 @@ class FGVis(MaskAttribution):
         The reference ``r`` (default ``Constant(0)``). Random fillers draw once per call
         from the call's ``seed``. A filler that needs a hole mask gets the whole image as
         hole.
-    lambda_ : float
-        Weight of the L1 term when ``lambda_search`` is off (default 1e-7, the middle of
-        the supplement's search range).
+    lambda_ : float, optional
+        Weight of the L1 term when ``lambda_search`` is off. Default: 1e-7 at 224 x 224
+        (the middle of the supplement's search range) times ``224^2 / (H * W)``: the L1
+        term sums over pixels, so this keeps its weight against the score at every
+        image size (1.2e-6 at 64 x 64). A value given is used as is.
     lambda_search : bool
         Per-example line search of the supplement: try 13 values log-spaced from 1e-4
-        down to 1e-10 and keep, for each example, the first whose result changes the
+        down to 1e-10 (at 224 x 224, scaled by ``224^2 / (H * W)`` as the default) and keep, for each example, the first whose result changes the
         top-1 class (deletion, repression) or makes the target the top-1 class
-        (preservation, generation). Examples that never stop keep the last (1e-10) result.
+        (preservation, generation). Examples that never stop keep the last (smallest) result.
     iterations : int
         SGD iterations per lambda (default 500).
     lr : float
@@ -170,7 +175,7 @@ class FGVis(MaskAttribution):
         *,
         game: str = "deletion",
         filler: Filler | None = None,
-        lambda_: float = 1e-7,
+        lambda_: float | None = None,
         lambda_search: bool = False,
         iterations: int = 500,
         lr: float = 0.1,
@@ -180,7 +185,7 @@ class FGVis(MaskAttribution):
         super().__init__(forward_func, score=score)
         self.game = check_choice(game, "game", GAMES)
         self.filler = check_filler(filler, default=Constant(0.0))
-        self.lambda_ = check_non_negative(lambda_, "lambda_")
+        self.lambda_ = None if lambda_ is None else check_non_negative(lambda_, "lambda_")
         self.lambda_search = bool(lambda_search)
         self.iterations = check_positive_int(iterations, "iterations")
         self.lr = check_non_negative(lr, "lr")
@@ -302,7 +307,11 @@ class FGVis(MaskAttribution):
         show_progress: bool,
     ) -> Tensor:
         """Run the game for each lambda, dropping the examples that stopped."""
-        lambdas = LAMBDA_SEARCH if self.lambda_search else (self.lambda_,)
+        scale = scaled_pixel_weight(1.0, *inputs.shape[-2:])
+        if self.lambda_search:
+            lambdas: tuple[float, ...] = tuple(lam * scale for lam in LAMBDA_SEARCH)
+        else:
+            lambdas = (PAPER_LAMBDA * scale if self.lambda_ is None else self.lambda_,)
         num_examples = inputs.shape[0]
         clean_top1 = clean.argmax(dim=1)
         result = init.clone()

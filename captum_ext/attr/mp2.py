@@ -14,6 +14,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from captum_ext._utils.forward import select_args
+from captum_ext._utils.image_scale import scaled_size
 from captum_ext._utils.scores import target_scores
 from captum_ext._utils.validation import TargetLike, check_choice, check_int, check_positive_int
 from captum_ext.attr._base import InputsLike, MaskAttribution
@@ -21,6 +22,8 @@ from captum_ext.fillers.base import Filler, check_filler, remove
 from captum_ext.fillers.blur import Blur
 
 RANKS = ("descent", "abs")
+#: The paper's mask grid at 224 x 224 (8-pixel cells; Agarwal & Nguyen 2020, Sec. 3.5).
+PAPER_GRID = 28
 
 
 class MP2(MaskAttribution):
@@ -30,7 +33,7 @@ class MP2(MaskAttribution):
     2017). A binary mask ``M`` on a ``grid_size x grid_size`` grid (1 = removed) starts
     empty and is upsampled (nearest) to ``H x W``; the removed image is
     ``x * (1 - M) + f * M`` with ``f`` the filler's reference: a Gaussian blur of ``x``
-    (sigma 10 pixels, MP2) or the inpainter's fill of the current binary mask (MP2-G,
+    (sigma 10 pixels at 224 x 224, MP2) or the inpainter's fill of the current binary mask (MP2-G,
     ``Inpaint(inpainter, space)``; recomputed every iteration). Each iteration takes the
     gradient of the target score with respect to the grid at the current binary mask and
     removes the ``cells_per_step`` not-yet-removed cells whose removal decreases the
@@ -62,8 +65,13 @@ class MP2(MaskAttribution):
     kept cells too, under which a kept cell's reference is the image itself, its
     gradient is exactly zero and cells go in raster order.
 
-    Differs from the paper: the grid is ``min(grid_size, H) x min(grid_size, W)`` so
-    every cell covers at least one pixel on small images; additional forward arguments
+    The paper's 28 x 28 grid and blur sigma of 10 pixels are set for 224 x 224 images;
+    by default both scale with the image side (per side, rounded), so that a cell stays
+    8 pixels and the blur as wide relative to the image: an 8 x 8 grid and sigma 2.9 at
+    64 x 64. A ``grid_size`` given explicitly is used as is, capped at the image
+    (``min(grid_size, H) x min(grid_size, W)``, every cell at least one pixel).
+
+    Differs from the paper: additional forward arguments
     that are tensors with one row per example are subset along with the examples still
     running.
 
@@ -72,11 +80,13 @@ class MP2(MaskAttribution):
     forward_func : callable or nn.Module
         The classifier.
     filler : Filler, optional
-        Reference of removed cells; default ``Blur(10)``.
+        Reference of removed cells; default ``Blur()`` (sigma 10 pixels at 224 x 224,
+        scaled with the image).
     score : {"softmax", "sigmoid", "logit"}
         Score being deleted.
-    grid_size : int
-        Side of the mask grid (28).
+    grid_size : int, optional
+        Side of the mask grid; default the paper's 28 at 224 x 224, scaled with the
+        image side.
     cells_per_step : int
         Cells removed per iteration (2).
     rank : {"descent", "abs"}
@@ -109,13 +119,13 @@ class MP2(MaskAttribution):
         *,
         filler: Filler | None = None,
         score: str = "softmax",
-        grid_size: int = 28,
+        grid_size: int | None = None,
         cells_per_step: int = 2,
         rank: str = "descent",
     ) -> None:
         super().__init__(forward_func, score=score)
-        self.filler = check_filler(filler, default=Blur(10.0))
-        self.grid_size = check_positive_int(grid_size, "grid_size")
+        self.filler = check_filler(filler, default=Blur())
+        self.grid_size = None if grid_size is None else check_positive_int(grid_size, "grid_size")
         self.cells_per_step = check_positive_int(cells_per_step, "cells_per_step")
         self.rank = check_choice(rank, "rank", RANKS)
 
@@ -194,7 +204,10 @@ class MP2(MaskAttribution):
             or not math.isfinite(stop_prob)
         ):
             raise TypeError(f"`stop_prob` must be a finite number, got {stop_prob!r}")
-        gh, gw = min(self.grid_size, h), min(self.grid_size, w)
+        if self.grid_size is None:
+            gh, gw = scaled_size(PAPER_GRID, h, w)
+        else:
+            gh, gw = min(self.grid_size, h), min(self.grid_size, w)
         cells = gh * gw
         limit = math.ceil(cells / self.cells_per_step)
         if max_iterations is not None:

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from captum.log import log_usage
 from torch import Tensor
 
+from captum_ext._utils.image_scale import scaled_size
 from captum_ext._utils.scores import target_scores
 from captum_ext._utils.validation import TargetLike, check_choice, check_int
 from captum_ext.attr._base import InputsLike, MaskAttribution
@@ -19,6 +20,8 @@ from captum_ext.fillers.constant import Constant
 
 SizeLike = int | Sequence[int]
 AGGREGATES = ("grid", "average")
+#: The paper's window and stride at 224 x 224 (Agarwal & Nguyen 2020, Sec. 3.3).
+PAPER_WINDOW, PAPER_STRIDE = 29, 3
 
 
 def _pair(value: SizeLike, name: str, channels: int) -> tuple[int, int]:
@@ -82,10 +85,12 @@ class SlidingPatch(MaskAttribution):
     Occlusion's order (``inputs, sliding_window_shapes, strides, baselines, target,
     additional_forward_args, perturbations_per_eval, show_progress``) with their
     meaning; ``aggregate``, ``seed`` and ``return_map`` come after, keyword-only. Only
-    the defaults differ, where the paper's method has its own: a 29-pixel window and a
-    stride of 3 (Captum requires the window and strides by 1), 32 windows per forward
-    pass (Captum: 1). ``strides=None`` means 1, as in Captum. ``inputs`` may be one
-    tensor or a one-tensor tuple (the output has the same structure).
+    the defaults differ, where the paper's method has its own: the paper's 29-pixel window
+    and stride of 3 at 224 x 224, scaled with the image side (per side, rounded, at
+    least 1: an 8-pixel window and a stride of 1 at 64 x 64), where Captum requires the
+    window and strides by 1; 32 windows per forward pass (Captum: 1). Given a window,
+    ``strides=None`` means 1, as in Captum. ``inputs`` may be one tensor or a one-tensor
+    tuple (the output has the same structure).
 
     All windows of all examples are scored in forward passes of ``N *
     perturbations_per_eval`` images; inpainting is batched the same way.
@@ -139,8 +144,8 @@ class SlidingPatch(MaskAttribution):
     def attribute(
         self,
         inputs: InputsLike,
-        sliding_window_shapes: SizeLike = 29,
-        strides: SizeLike | None = 3,
+        sliding_window_shapes: SizeLike | None = None,
+        strides: SizeLike | None = None,
         baselines: BaselinesLike = None,
         target: TargetLike = None,
         additional_forward_args: Any = None,
@@ -157,11 +162,13 @@ class SlidingPatch(MaskAttribution):
         ----------
         inputs : Tensor or tuple of one Tensor
             ``(N, C, H, W)`` images in the classifier's input space.
-        sliding_window_shapes : int or tuple
-            Patch size ``k``, ``(kh, kw)`` or Captum's ``(C, kh, kw)`` (default 29).
+        sliding_window_shapes : int or tuple, optional
+            Patch size ``k``, ``(kh, kw)`` or Captum's ``(C, kh, kw)``; default the
+            paper's 29 pixels at 224 x 224, scaled with the image side.
         strides : int, tuple or None
-            Stride ``s``, ``(sh, sw)`` or Captum's ``(C, sh, sw)``; None means 1, as in
-            Captum (default 3).
+            Stride ``s``, ``(sh, sw)`` or Captum's ``(C, sh, sw)``. None: with the
+            default window, the paper's 3 pixels at 224 x 224 scaled with the image
+            side; with a given window, 1, as in Captum.
         baselines : number, Tensor or tuple of one of them, optional
             Captum-style constant reference (a number or a tensor broadcastable to the
             inputs) used instead of the filler.
@@ -206,8 +213,8 @@ class SlidingPatch(MaskAttribution):
         target: TargetLike,
         additional_forward_args: tuple[Any, ...],
         *,
-        sliding_window_shapes: SizeLike,
-        strides: SizeLike,
+        sliding_window_shapes: SizeLike | None,
+        strides: SizeLike | None,
         baselines: BaselinesLike,
         aggregate: str,
         perturbations_per_eval: int,
@@ -215,8 +222,14 @@ class SlidingPatch(MaskAttribution):
         seed: int,
     ) -> Tensor:
         n, c, h, w = inputs.shape
-        kh, kw = _pair(sliding_window_shapes, "sliding_window_shapes", c)
-        sh, sw = _pair(1 if strides is None else strides, "strides", c)
+        if sliding_window_shapes is None:
+            kh, kw = scaled_size(PAPER_WINDOW, h, w)
+            sh, sw = (
+                scaled_size(PAPER_STRIDE, h, w) if strides is None else _pair(strides, "strides", c)
+            )
+        else:
+            kh, kw = _pair(sliding_window_shapes, "sliding_window_shapes", c)
+            sh, sw = _pair(1 if strides is None else strides, "strides", c)
         check_choice(aggregate, "aggregate", AGGREGATES)
         if kh > h or kw > w:
             raise ValueError(

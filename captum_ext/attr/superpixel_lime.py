@@ -10,6 +10,7 @@ import torch
 from captum.log import log_usage
 from torch import Tensor
 
+from captum_ext._utils.image_scale import scaled_length
 from captum_ext._utils.validation import (
     TargetLike,
     check_inputs,
@@ -25,14 +26,18 @@ from captum_ext.fillers.base import Filler, check_filler
 from captum_ext.fillers.constant import Constant
 from captum_ext.fillers.image_space import ImageSpace
 
+#: SLIC's smoothing sigma in the authors' code, in pixels at 224 x 224.
+PAPER_SLIC_SIGMA = 3.0
+
 
 def slic_superpixels(
-    pixels: Tensor, n_segments: int = 50, compactness: float = 30.0, sigma: float = 3.0
+    pixels: Tensor, n_segments: int = 50, compactness: float = 30.0, sigma: float | None = None
 ) -> Tensor:
     """SLIC superpixels of an ``(N, C, H, W)`` pixel batch, labels ``0..S_n-1`` per image.
 
     scikit-image's SLIC has no batched form: this loops over images around it. Labels
-    are renumbered to be contiguous.
+    are renumbered to be contiguous. ``sigma`` (SLIC's pre-smoothing, pixels) defaults
+    to the authors' 3 pixels at 224 x 224 scaled with the image side.
 
     Returns
     -------
@@ -48,6 +53,8 @@ def slic_superpixels(
     # Imported here: scikit-image loads SciPy, seconds that `import captum_ext.attr` should not pay.
     from skimage.segmentation import slic
 
+    if sigma is None:
+        sigma = scaled_length(PAPER_SLIC_SIGMA, *pixels.shape[-2:])
     images = pixels.detach().permute(0, 2, 3, 1).double().cpu().numpy()
     labels = []
     for image in images:
@@ -170,8 +177,8 @@ def weighted_ridge(features: Tensor, targets: Tensor, weights: Tensor, alpha: fl
 class SuperpixelLime(MaskAttribution):
     """LIME on superpixels, fully batched; LIME-G with an inpainting filler.
 
-    SLIC superpixels (Achanta et al. 2012; n_segments 50, compactness 30, sigma 3, computed
-    in pixel space) unless ``feature_mask`` is given; ``n_samples`` binary vectors, the
+    SLIC superpixels (Achanta et al. 2012; n_segments 50, compactness 30 and a smoothing
+    sigma of 3 pixels at 224 x 224 scaled with the image side, computed in pixel space) unless ``feature_mask`` is given; ``n_samples`` binary vectors, the
     first all-on, every other superpixel on with probability 0.5; off superpixels filled
     by the filler (``Constant(0)``: LIME; ``Inpaint(inpainter, space)``: LIME-G);
     sample weights ``exp(-d^2 / w^2)`` with ``d`` the cosine distance between the binary
@@ -220,8 +227,11 @@ class SuperpixelLime(MaskAttribution):
     space : ImageSpace, optional
         The classifier's normalisation, used to run SLIC on pixels; default the
         filler's ``space`` if it has one, else the identity.
-    n_segments, compactness, sigma : float
-        SLIC parameters (paper defaults 50, 30, 3).
+    n_segments, compactness : float
+        SLIC parameters (paper defaults 50, 30; both independent of the image size).
+    sigma : float, optional
+        SLIC's Gaussian pre-smoothing in pixels; default the paper's 3 at 224 x 224,
+        scaled with the image side (``3 * sqrt(H * W) / 224``, 0.86 at 64 x 64).
     kernel_width : float
         ``w`` of the sample weights (0.25).
     alpha : float
@@ -257,7 +267,7 @@ class SuperpixelLime(MaskAttribution):
         space: ImageSpace | None = None,
         n_segments: int = 50,
         compactness: float = 30.0,
-        sigma: float = 3.0,
+        sigma: float | None = None,
         kernel_width: float = 0.25,
         alpha: float = 1.0,
     ) -> None:
@@ -268,7 +278,7 @@ class SuperpixelLime(MaskAttribution):
         self.space: ImageSpace | None = space or getattr(self.filler, "space", None)
         self.n_segments = check_positive_int(n_segments, "n_segments")
         self.compactness = check_non_negative(compactness, "compactness")
-        self.sigma = check_non_negative(sigma, "sigma")
+        self.sigma = None if sigma is None else check_non_negative(sigma, "sigma")
         self.kernel_width = check_non_negative(kernel_width, "kernel_width")
         if self.kernel_width == 0:
             raise ValueError("`kernel_width` must be > 0")

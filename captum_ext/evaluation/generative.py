@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from captum_ext._utils.image_scale import scaled_size
 from captum_ext.attr import SlidingPatch, SuperpixelLime
 from captum_ext.data.inpainting import InpaintingDataset
 from captum_ext.data.object_masking import default_dilation, remove_objects
@@ -428,7 +429,7 @@ def scaled_sizes(sizes: Sequence[int], image_size: int) -> list[int]:
     >>> scaled_sizes((5, 17, 29, 41, 53), 64)
     [1, 5, 8, 12, 15]
     """
-    return [max(1, round(s * image_size / 224)) for s in sizes]
+    return [scaled_size(s, image_size, image_size)[0] for s in sizes]
 
 
 def _similarities(maps: Sequence[Tensor]) -> dict[str, Tensor]:

@@ -22,6 +22,7 @@ from typing import Any
 from captum.attr import Attribution, IntegratedGradients, Occlusion
 from torch import nn
 
+from captum_ext._utils.image_scale import scaled_size
 from captum_ext.attr import (
     DSSR,
     MP2,
@@ -86,7 +87,8 @@ class MethodContext:
 
     def scaled(self, pixels_at_224: float) -> int:
         """A length given at 224 x 224 scaled to these images (at least 1 px)."""
-        return max(1, round(pixels_at_224 * min(self.image_size) / 224))
+        side = min(self.image_size)
+        return scaled_size(pixels_at_224, side, side)[0]
 
 
 MethodFactory = Callable[[MethodContext], MethodSpec]

@@ -6,6 +6,7 @@ import math
 
 from torch import Tensor
 
+from captum_ext._utils.image_scale import scaled_length
 from captum_ext._utils.validation import check_non_negative
 from captum_ext.fillers.base import Filler
 
@@ -43,9 +44,11 @@ class Blur(Filler):
 
     Parameters
     ----------
-    sigma : float
-        Standard deviation in pixels (default 10, as Fong & Vedaldi and Agarwal et al.).
-        The kernel covers +-3 sigma, capped at twice the image side.
+    sigma : float, optional
+        Standard deviation in pixels. Default: Fong & Vedaldi's and Agarwal et al.'s 10
+        pixels at 224 x 224, scaled with the image side (``10 * sqrt(H * W) / 224``,
+        2.9 pixels at 64 x 64). The kernel covers +-3 sigma, capped at twice the image
+        side.
 
     Examples
     --------
@@ -53,13 +56,16 @@ class Blur(Filler):
     >>> x = torch.rand(2, 3, 32, 32)
     >>> Blur(10.0).reference(x).shape
     torch.Size([2, 3, 32, 32])
+    >>> torch.equal(Blur().reference(x), Blur(10.0 * 32 / 224).reference(x))
+    True
     """
 
-    def __init__(self, sigma: float = 10.0) -> None:
-        self.sigma = check_non_negative(sigma, "sigma")
+    def __init__(self, sigma: float | None = None) -> None:
+        self.sigma = None if sigma is None else check_non_negative(sigma, "sigma")
 
     def reference(self, inputs, holes=None, *, generator=None) -> Tensor:
-        return blur(inputs, self.sigma)
+        h, w = inputs.shape[-2:]
+        return blur(inputs, scaled_length(10.0, h, w) if self.sigma is None else self.sigma)
 
     def __repr__(self) -> str:
-        return f"Blur(sigma={self.sigma})"
+        return "Blur()" if self.sigma is None else f"Blur(sigma={self.sigma})"

@@ -8,7 +8,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from captum_ext.attr import DSSR
-from captum_ext.attr.dssr import scaled_kernel
 from captum_ext.fillers import Filler, ImageSpace, UniformNoise
 from tests.conftest import TinyCNN
 
@@ -74,12 +73,6 @@ def test_first_step_matches_hand_computation(variant):
             model, variant=variant, iterations=1, score="logit", lambda_high=lam_high, theta=100.0
         ).attribute(x, target=target, seed=5, return_map=True)
         assert not torch.equal(flipped, got)
-
-
-def test_default_kernels_scale_with_image():
-    assert scaled_kernel(12, 224, 224) == (12, 12) and scaled_kernel(16, 224, 224) == (16, 16)
-    assert scaled_kernel(12, 64, 64) == (3, 3) and scaled_kernel(16, 64, 64) == (5, 5)
-    assert scaled_kernel(16, 8, 8) == (1, 1)
 
 
 def test_contract_range_determinism_and_batch_prefix(tiny_model, images):

@@ -77,7 +77,7 @@ def test_lambda_search_per_example_and_batch_independence():
     method = FGVis(model, game="generation", lambda_search=True, iterations=4)
     batch = method.attribute(x, target=target, return_map=True)
     chosen = method.chosen_lambda
-    grid = torch.tensor(LAMBDA_SEARCH)
+    grid = torch.tensor(LAMBDA_SEARCH) * 224**2 / 16**2  # the paper's grid, scaled to 16 x 16
     assert all(torch.isclose(grid, c, rtol=1e-5, atol=0).any() for c in chosen)
     assert len(set(chosen.tolist())) > 1, "examples should stop at different lambdas"
     for i in range(5):  # every position, alone and in the batch
@@ -95,7 +95,7 @@ def test_stopping_rule_matches_final_prediction():
     target = model(x).argmax(1)
     method = FGVis(model, game="preservation", lambda_search=True, iterations=4, defense=False)
     mask = method.attribute(x, target=target, return_map=True)
-    stopped = method.chosen_lambda > LAMBDA_SEARCH[-1]
+    stopped = method.chosen_lambda > LAMBDA_SEARCH[-1] * 224**2 / 16**2
     with torch.no_grad():
         top1 = model(mask * x).argmax(1)
     assert torch.equal(top1[stopped], target[stopped])
