@@ -5,6 +5,12 @@ Metrics such as the deletion curve, and perturbation methods such as LIME, build
 by chunk (``batch_size`` images at a time, no per-image Python loop) and returns the
 classifier's outputs for all of them; :func:`forward_args` and :func:`select_args` pass
 Captum-style ``additional_forward_args`` along.
+
+On CPU the built images go to the model in channels-last layout, oneDNN's preferred
+one: the shapes-world CNN runs LIME's 1,000 perturbed images 1.8 times faster that way
+(the same images, the same values; ``benchmarks/test_generative_methods.py``). A model
+that cannot take them (``x.view(...)`` on a channels-last feature map raises) gets
+contiguous images from then on.
 """
 
 from __future__ import annotations
@@ -67,12 +73,23 @@ def batched_outputs(
     args = forward_args(additional_forward_args)
     outputs = []
     starts = range(0, total, batch_size)
+    channels_last: bool | None = None  # decided on the first chunk
     with torch.no_grad():
         for start in tqdm(starts, desc=desc, disable=not show_progress, leave=False):
             stop = min(start + batch_size, total)
             images, index = build(start, stop)
-            out = as_logits(forward_func(images, *select_args(args, index, num_examples)))
-            outputs.append(out.float())
+            extra = select_args(args, index, num_examples)
+            if channels_last is None:
+                channels_last = images.dim() == 4 and images.device.type == "cpu"
+            out = None
+            if channels_last:
+                try:
+                    out = forward_func(images.contiguous(memory_format=torch.channels_last), *extra)
+                except RuntimeError:
+                    channels_last = False
+            if out is None:
+                out = forward_func(images.contiguous(), *extra)
+            outputs.append(as_logits(out).float())
     return torch.cat(outputs)
 
 
