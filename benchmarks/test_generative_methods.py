@@ -11,8 +11,8 @@ checks the issue's target:
   the binary vectors), on a nearly free model (the ratio is about overhead): the
   speed-up is recorded per image size, with no target (at 224 x 224 both are bound by
   writing the 1,000 perturbed images);
-* on a real CNN (the shapes-world classifier), LIME's time over the bare forward passes
-  of its samples (aim <= 1.2x);
+* on a real CNN (the shapes-world classifier at 64 x 64; ResNet-50 at 224 x 224 in full
+  mode), LIME's time over the bare forward passes of its samples (<= 1.1x);
 * LIME against the authors' ``lime`` package (``lime_image``) at equal work: the same
   classifier, superpixels, 1,000 samples and forward batches of 50, 4 images, one by
   one and batched: at least as fast;
@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 import pytest
 import torch
+import torchvision
 from captum._utils.models.linear_model import SkLearnRidge
 from captum.attr import Lime, Occlusion
 from torch import nn
@@ -195,10 +196,19 @@ def test_lime_vs_lime_image(benchmark, settings):
     check_target(settings, t_batched <= t_lime, f"batched {t_batched:.2f} s vs lime {t_lime:.2f} s")
 
 
-def test_lime_time_over_bare_forward_passes(benchmark, settings):
+@pytest.mark.parametrize("classifier", ["shapes", "resnet50"])
+def test_lime_time_over_bare_forward_passes(benchmark, settings, classifier):
+    """LIME's total time over the forward passes of its samples alone, in the layout
+    LIME hands the model (channels-last on CPU); ResNet-50 at 224 x 224 in full mode."""
     samples = 1000 if settings.full else 200
-    model = settings.prepare(ShapesClassifier())
-    x = torch.nn.functional.interpolate(settings.inputs(1), size=64)  # the classifier's size
+    if classifier == "resnet50":
+        if not settings.full:
+            pytest.skip("ResNet-50 at 224 x 224 only in --bench-mode full")
+        model = settings.prepare(torchvision.models.resnet50(weights=None, num_classes=6))
+        x = torch.nn.functional.interpolate(settings.inputs(1), size=224)
+    else:
+        model = settings.prepare(ShapesClassifier())
+        x = torch.nn.functional.interpolate(settings.inputs(1), size=64)  # its own size
     lime = SuperpixelLime(model)
     segments = lime.superpixels(x.clamp(0, 1))
     batch = 100
@@ -209,14 +219,17 @@ def test_lime_time_over_bare_forward_passes(benchmark, settings):
         )
 
     perturbed = x.repeat(batch, 1, 1, 1)
+    if perturbed.device.type == "cpu":
+        perturbed = perturbed.contiguous(memory_format=torch.channels_last)
 
     @torch.no_grad()
     def bare():
         for _ in range(math.ceil(samples / batch)):
             model(perturbed).softmax(dim=1)
 
+    rounds = 2 if classifier == "resnet50" else 3
     t_bare, t_lime = interleaved_best(
-        settings.synchronised(bare), settings.synchronised(run_lime), rounds=3
+        settings.synchronised(bare), settings.synchronised(run_lime), rounds=rounds
     )
     ratio = t_lime / t_bare
     record(
@@ -229,9 +242,8 @@ def test_lime_time_over_bare_forward_passes(benchmark, settings):
             "lime_over_forward": ratio,
         },
     )
-    check_target(
-        settings, ratio <= 1.5, f"LIME takes {ratio:.2f}x the bare forward passes (aim 1.2x)"
-    )
+    print(f"\nLIME on {classifier}: {t_lime:.2f} s, bare passes {t_bare:.2f} s, {ratio:.2f}x")
+    check_target(settings, ratio <= 1.1, f"LIME takes {ratio:.2f}x the bare forward passes")
 
 
 def _sp_setup(settings):

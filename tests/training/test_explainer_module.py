@@ -212,6 +212,7 @@ def test_train_explainer_cli_exports_and_resumes(tmp_path):
         ("explainer_vgg16_coco", 1.0, 1e-5),
         ("explainer_resnet50_coco", 3.0, 1e-5),
         ("shapes_explainer", None, None),
+        ("shapes_explainer_paper_loss", None, None),
         ("shapes_explainer_rtis", None, None),
     ],
 )
@@ -237,3 +238,13 @@ def test_presets_parse(preset, l_e, lr, capsys):
         assert monitors == {"val/loss"}  # the paper's
     l_c = config["model"]["loss"].get("init_args", {}).get("l_c", 0.0)
     assert l_c == (1.0 if preset == "shapes_explainer" else 0.0)  # paper presets: the paper's loss
+    if preset in ("shapes_explainer", "shapes_explainer_paper_loss"):
+        # one recipe, the class term aside: the two differ only in l_c
+        other = "shapes_explainer_paper_loss" if preset == "shapes_explainer" else "shapes_explainer"
+        with pytest.raises(SystemExit):
+            main(["train-explainer", "--preset", other, "--print_config"])
+        twin = yaml.safe_load(capsys.readouterr().out)
+        for c in (config, twin):
+            c["model"]["loss"]["init_args"].pop("l_c")
+            c["trainer"].pop("default_root_dir")
+        assert twin == config
