@@ -16,13 +16,15 @@ def evaluate_explainer(
     output_dir: str = "reports/shapes-explainer",
     seed: int = 0,
     device: str = "cpu",
+    checkpoint_dir: str | None = None,
 ) -> None:
     """Evaluate the shipped Explainer against its baselines on held-out shapes-world images.
 
     Writes metrics.md/json and figure.png (per image-class pair: pointing, IoU, soft
     accuracy, MAE, deletion/insertion AUC, saliency metric) and tables.md/json (Stalder
     et al. Table 1, class-specific masking, and Table 2, segmentation of the aggregated
-    masks with the 0 / 0.5 / 1 / G.T. rows).
+    masks with the 0 / 0.5 / 1 / G.T. rows) and class_masks.png (each method's map of
+    each class of an image with two objects).
 
     Args:
         num_images: held-out test images (every present class is one image-class pair).
@@ -32,6 +34,8 @@ def evaluate_explainer(
         output_dir: report directory.
         seed: base seed of the shapes world.
         device: torch device, e.g. cpu or cuda.
+        checkpoint_dir: directory whose shapes_explainer.pt, shapes_explainer_rtis.pt or
+            shapes_classifier.pt replace the shipped ones (e.g. a retrained Explainer).
     """
     from captum_ext.evaluation.explainer_tables import (
         evaluate_explainer_shapes_world,
@@ -40,7 +44,14 @@ def evaluate_explainer(
     from captum_ext.evaluation.report import markdown_table
 
     result, tables = evaluate_explainer_shapes_world(
-        output_dir, num_images, table1_images, image_size, check_methods(methods), seed, device
+        output_dir,
+        num_images,
+        table1_images,
+        image_size,
+        check_methods(methods),
+        seed,
+        device,
+        checkpoint_dir=checkpoint_dir,
     )
     print(markdown_table(result))
     print()

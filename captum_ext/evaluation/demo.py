@@ -232,7 +232,11 @@ def run_demo(
     PosixPath('demo-report/report.html')
     """
     from captum_ext.data.shapes import ShapesDataset, shapes_space
-    from captum_ext.evaluation.explainer_tables import explainer_tables, write_tables
+    from captum_ext.evaluation.explainer_tables import (
+        explainer_tables,
+        write_class_masks_figure,
+        write_tables,
+    )
     from captum_ext.evaluation.generative import run_removal_effectiveness
     from captum_ext.evaluation.hallucination import (
         DEFAULT_REFERENCES,
@@ -299,6 +303,9 @@ def run_demo(
         f"seed={seed}, split='test')"
     )
     write_tables(tables, out)
+    # its own 32 test images: the table's few may hold no image with two classes
+    figure_data = ShapesDataset(32, image_size, seed=seed, split="test")
+    write_class_masks_figure(model, figure_data, table_specs, out / "class_masks.png")
     timings["tables"] = time.perf_counter() - tick
     stages.update()
 
@@ -348,7 +355,11 @@ def run_demo(
         "\n".join(intro),
         "## Methods\n\n" + _section(out / "metrics.md", 2),
         "## Throughput\n\n" + _section(out / "throughput.md", 2),
-        "## Tables 1 and 2\n\n" + _section(out / "tables.md", 2),
+        "## Tables 1 and 2\n\n"
+        + _section(out / "tables.md", 2)
+        + "\n\nEach method's map of each class of a test image with two objects "
+        + "(a class-specific map keeps its own object only):\n\n"
+        + "![per-class masks](class_masks.png)",
         "## Removal effectiveness\n\n"
         + _section(out / "removal.md", 2)
         + "\n\n![removal](removal.png)",

@@ -315,6 +315,85 @@ def write_tables(result: ExplainerTables, output_dir: PathLike) -> dict[str, Pat
     return {"markdown": markdown, "json": path}
 
 
+def write_class_masks_figure(
+    model: nn.Module,
+    dataset: Dataset,
+    methods: Sequence[MethodSpec],
+    path: PathLike,
+    class_names: Sequence[str] | None = None,
+) -> Path:
+    """Per-class maps of the first image with two or more classes, one row per method.
+
+    The first row shows the image and each present class's ground-truth mask; every
+    other row a method's map of each present class (``class_maps``, in [0, 1]). A
+    class-specific method keeps each class's own object in its column and not the
+    other's. Drawn on a bare ``matplotlib.figure.Figure`` (no pyplot state).
+
+    Parameters
+    ----------
+    model : nn.Module
+        The classifier.
+    dataset : Dataset
+        Samples with ``image``, ``labels`` and ``masks``; its ``space`` (if any) turns
+        the image back into pixels.
+    methods : sequence of MethodSpec
+        One row each.
+    path : path
+        The PNG written.
+    class_names : sequence of str, optional
+        Column titles; default ``dataset.class_names``, else the class indices.
+
+    Raises
+    ------
+    ValueError
+        If no image of ``dataset`` holds two classes.
+    """
+    from captum_ext.evaluation.report import Figure
+
+    sample = next(
+        (dataset[i] for i in range(len(dataset)) if int((dataset[i]["labels"] > 0.5).sum()) >= 2),
+        None,
+    )
+    if sample is None:
+        raise ValueError("no image of the dataset holds two or more classes")
+    device = next(iter(model.parameters())).device
+    image = sample["image"][None].to(device)
+    present = (sample["labels"] > 0.5).nonzero().flatten().tolist()
+    wanted = torch.zeros(1, sample["labels"].numel(), dtype=torch.bool, device=device)
+    wanted[0, present] = True
+    names = list(
+        class_names
+        or getattr(dataset, "class_names", None)
+        or [str(c) for c in range(sample["labels"].numel())]
+    )
+    pixels = getattr(dataset, "space", None)
+    shown = pixels.to_pixels(image)[0] if pixels is not None else image[0]
+    rows = [("image / ground truth", [shown.clamp(0, 1).permute(1, 2, 0).cpu()])]
+    rows[0][1].extend(sample["masks"][c].float() for c in present)
+    for spec in methods:
+        maps = class_maps(spec.build(model), spec, image, wanted)[0].detach().cpu()
+        rows.append((spec.name, [None] + [maps[c] for c in present]))
+    cols = 1 + len(present)
+    fig = Figure(figsize=(1.9 * cols, 1.9 * len(rows)))
+    axes = fig.subplots(len(rows), cols, squeeze=False)
+    for r, (label, panels) in enumerate(rows):
+        for c, data in enumerate(panels):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if data is None:
+                ax.axis("off")
+                ax.text(0.5, 0.5, label, ha="center", va="center", fontsize=9)
+                continue
+            ax.imshow(data.numpy(), cmap=None if data.dim() == 3 else "jet", vmin=0, vmax=1)
+            if r == 0:
+                ax.set_title("image" if c == 0 else f"class {names[present[c - 1]]}", fontsize=8)
+    path = Path(path)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return path
+
+
 #: Methods of the shapes-world Explainer evaluation (registry names), in report order.
 SHAPES_EXPLAINER_METHODS = ("explainer", "rtis", "gradcam", "occlusion")
 
@@ -328,13 +407,15 @@ def evaluate_explainer_shapes_world(
     seed: int = 0,
     device: str | torch.device = "cpu",
     show_progress: bool = True,
+    checkpoint_dir: PathLike | None = None,
 ):
     """The shapes-world evaluation of the learned Explainer and its baselines.
 
     Runs the evaluation harness (per image-class pair: pointing game, continuous IoU,
     soft accuracy, MAE, deletion / insertion AUC, saliency metric) and Stalder et al.'s
     Tables 1 and 2 on held-out test images, with the shipped classifier and Explainer
-    networks; writes ``metrics.md/json``, ``figure.png`` and ``tables.md/json``.
+    networks; writes ``metrics.md/json``, ``figure.png``, ``tables.md/json`` and
+    ``class_masks.png`` (:func:`write_class_masks_figure`).
 
     Parameters
     ----------
@@ -355,6 +436,9 @@ def evaluate_explainer_shapes_world(
         Where the networks and data go.
     show_progress : bool
         Show progress bars.
+    checkpoint_dir : path, optional
+        A directory whose ``shapes_explainer.pt`` / ``shapes_explainer_rtis.pt`` /
+        ``shapes_classifier.pt`` replace the shipped ones (e.g. a retrained Explainer).
 
     Returns
     -------
@@ -367,13 +451,14 @@ def evaluate_explainer_shapes_world(
     from captum_ext.evaluation.shapes_world import SHAPES_SCORE
     from captum_ext.models.pretrained import load_shapes_classifier
 
-    model = load_shapes_classifier(device=device)
+    model = load_shapes_classifier(device=device, checkpoint_dir=checkpoint_dir)
     dataset = ShapesDataset(num_images, image_size, seed=seed, split="test")
     specs = default_methods(
         image_size,
         score=SHAPES_SCORE,
         space=dataset.space,
         include=list(methods or SHAPES_EXPLAINER_METHODS),
+        checkpoint_dir=None if checkpoint_dir is None else Path(checkpoint_dir),
     )
     result = evaluate_attributions(
         model, dataset, specs, score=SHAPES_SCORE, show_progress=show_progress
@@ -387,4 +472,7 @@ def evaluate_explainer_shapes_world(
     )
     tables.settings["dataset"] = result.settings["dataset"]
     write_tables(tables, output_dir)
+    write_class_masks_figure(
+        model, dataset, specs, Path(output_dir) / "class_masks.png", tables.class_names
+    )
     return result, tables

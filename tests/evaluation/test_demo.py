@@ -63,7 +63,7 @@ def test_html_report_has_every_section_and_its_figures(report):
         assert section in page.headings
     # Metric, throughput, Table 1, Table 2, removal, inpainting quality, hallucination.
     assert page.tags.count("table") >= 7
-    assert {"figure.png", "curves.png", "removal.png"} <= set(page.images)
+    assert {"figure.png", "curves.png", "removal.png", "class_masks.png"} <= set(page.images)
     for src in page.images:
         assert (out / src).stat().st_size > 1000
 

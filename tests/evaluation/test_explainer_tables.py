@@ -141,3 +141,30 @@ def test_occlusion_class_maps_come_from_one_sweep_and_equal_per_class_calls():
             alone = Occlusion(model).attribute(x[i : i + 1], target=c, **kwargs)
             expected = normalize_map(alone.mean(1, keepdim=True))[0, 0] * wanted[i, c]
             assert torch.allclose(maps[i, c], expected, atol=1e-6), (i, c)
+
+
+def test_class_masks_figure_rows_and_columns(setup, tmp_path):
+    from PIL import Image
+
+    from captum_ext.evaluation.explainer_tables import write_class_masks_figure
+
+    dataset, model, _, _ = setup
+    specs = [MethodSpec("Oracle", lambda m: Oracle(dataset), {}, 5)] + default_methods(
+        32, include=["gradcam"], space=dataset.space
+    )
+    path = write_class_masks_figure(model, dataset, specs, tmp_path / "class_masks.png")
+    first = next(i for i in range(len(dataset)) if int(dataset[i]["labels"].sum()) >= 2)
+    present = int(dataset[first]["labels"].sum())
+    # a row for the image and ground truth, one per method; a column per present class
+    assert Image.open(path).size == (round(190 * (1 + present)), 190 * 3)
+
+
+def test_class_masks_figure_needs_an_image_with_two_classes(tmp_path):
+    from captum_ext.evaluation.explainer_tables import write_class_masks_figure
+
+    single = [s for s in ShapesDataset(12, image_size=32, num_classes=4) if s["labels"].sum() == 1]
+    specs = default_methods(32, include=["gradcam"])
+    with pytest.raises(ValueError, match="two or more classes"):
+        write_class_masks_figure(
+            TinyCNN(num_classes=4).eval(), single[:2], specs, tmp_path / "f.png"
+        )

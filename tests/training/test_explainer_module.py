@@ -240,7 +240,9 @@ def test_presets_parse(preset, l_e, lr, capsys):
     assert l_c == (1.0 if preset == "shapes_explainer" else 0.0)  # paper presets: the paper's loss
     if preset in ("shapes_explainer", "shapes_explainer_paper_loss"):
         # one recipe, the class term aside: the two differ only in l_c
-        other = "shapes_explainer_paper_loss" if preset == "shapes_explainer" else "shapes_explainer"
+        other = (
+            "shapes_explainer_paper_loss" if preset == "shapes_explainer" else "shapes_explainer"
+        )
         with pytest.raises(SystemExit):
             main(["train-explainer", "--preset", other, "--print_config"])
         twin = yaml.safe_load(capsys.readouterr().out)
