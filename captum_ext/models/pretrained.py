@@ -41,9 +41,11 @@ def checkpoint_path(name: str, checkpoint_dir: PathLike | None = None) -> Path:
     return path
 
 
-#: Shipped shapes-world classifiers (one: masking-robust, trained with object-free
-#: negatives, so that uniform noise, constant and blurred references carry no evidence).
-SHAPES_CLASSIFIERS = ("shapes_classifier",)
+#: Shipped shapes-world classifiers: the default (masking-robust, trained with object-free
+#: negatives, so that uniform noise, constant and blurred references carry no evidence) and
+#: its SiLU variant (the same recipe, ``activation="silu"``; FGVis's defence on a non-ReLU
+#: network).
+SHAPES_CLASSIFIERS = ("shapes_classifier", "shapes_classifier_silu")
 
 
 def load_shapes_classifier(

@@ -118,3 +118,13 @@ def test_shipped_explainers_localise_better_than_chance(variant):
     tolerance = scaled_tolerance(64)
     hits = pointing_game(maps, masks=truth, tolerance=tolerance).float().mean()
     assert hits > 2 * pointing_game(shuffled, masks=truth, tolerance=tolerance).float().mean()
+
+
+def test_silu_classifier_is_the_default_recipe_with_silu():
+    silu, relu = load_shapes_classifier("shapes_classifier_silu"), load_shapes_classifier()
+    kinds = {type(m) for m in silu.modules() if isinstance(m, (torch.nn.ReLU, torch.nn.SiLU))}
+    assert kinds == {torch.nn.SiLU}
+    # the same architecture otherwise: the state dicts hold the same tensors' shapes
+    assert {k: v.shape for k, v in silu.state_dict().items()} == {
+        k: v.shape for k, v in relu.state_dict().items()
+    }
