@@ -131,6 +131,8 @@ def test_classifier_presets_parse(preset, null_p, activation, capsys):
     assert config["model"]["null_p"] == null_p
     assert config["model"]["robust_p"] == 0.5 and config["trainer"]["max_epochs"] == 16
     assert config["model"]["activation"] == activation
+    (checkpointing,) = config["trainer"]["callbacks"]
+    assert checkpointing["init_args"]["save_last"] is True
 
 
 def test_activation_reaches_the_model_and_its_export():

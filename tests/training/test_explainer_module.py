@@ -231,6 +231,10 @@ def test_presets_parse(preset, l_e, lr, capsys):
     loss = config["model"]["loss"]["class_path"].rsplit(".", 1)[-1]
     assert loss == ("RTISLoss" if preset.endswith("rtis") else "ExplainerLoss")
     monitors = {c["init_args"]["monitor"] for c in config["trainer"]["callbacks"]}
+    (checkpointing,) = [
+        c for c in config["trainer"]["callbacks"] if "ModelCheckpoint" in c["class_path"]
+    ]
+    assert checkpointing["init_args"]["save_last"] is True  # --ckpt_path .../last.ckpt resumes
     if preset.startswith("shapes"):
         # Model selection that sees class specificity (val/iou scores present classes only).
         assert monitors == {"val/class_ratio"}
