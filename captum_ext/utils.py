@@ -3,8 +3,9 @@ own methods and reports.
 
 These are the public names of the package's shared helpers (their code lives in
 ``captum_ext._utils``): argument checks that raise clear ``TypeError`` / ``ValueError``,
-the model-state guard every method runs under, score handling, report files, and
-:func:`require` for optional dependencies.
+the model-state guard every method runs under, score handling, report files, the
+scaling of pixel-valued defaults from 224 x 224 to an image's size, and :func:`require`
+for optional dependencies.
 
 Examples
 --------
@@ -15,6 +16,7 @@ Examples
 tensor([[0.5000, 0.5000]])
 """
 
+from captum_ext._utils.image_scale import scaled_length, scaled_pixel_weight, scaled_size
 from captum_ext._utils.model_state import modules_of, preserved_state
 from captum_ext._utils.optional import require
 from captum_ext._utils.report_files import to_json, write_markdown_json
@@ -38,6 +40,9 @@ __all__ = [
     "modules_of",
     "preserved_state",
     "require",
+    "scaled_length",
+    "scaled_pixel_weight",
+    "scaled_size",
     "to_json",
     "to_scores",
     "write_markdown_json",

@@ -24,7 +24,6 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from captum_ext._utils.image_scale import scaled_size
 from captum_ext.attr import SlidingPatch, SuperpixelLime
 from captum_ext.data.inpainting import InpaintingDataset
 from captum_ext.data.object_masking import default_dilation, remove_objects
@@ -51,7 +50,7 @@ from captum_ext.metrics import (
 )
 from captum_ext.models.pretrained import load_shapes_classifier, load_shapes_inpainter
 from captum_ext.training.inpainting_losses import gradient_energy, masked_l1, texture_loss
-from captum_ext.utils import require, write_markdown_json
+from captum_ext.utils import require, scaled_size, write_markdown_json
 
 Figure = require("matplotlib.figure", extra="report").Figure
 

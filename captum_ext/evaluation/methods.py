@@ -22,7 +22,6 @@ from typing import Any
 from captum.attr import Attribution, IntegratedGradients, Occlusion
 from torch import nn
 
-from captum_ext._utils.image_scale import scaled_size
 from captum_ext.attr import (
     DSSR,
     MP2,
@@ -34,7 +33,7 @@ from captum_ext.attr import (
 )
 from captum_ext.fillers import Blur, Constant, Filler, Inpaint
 from captum_ext.fillers.image_space import ImageSpace
-from captum_ext.utils import check_score
+from captum_ext.utils import check_score, scaled_size
 
 
 @dataclass

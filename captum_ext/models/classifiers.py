@@ -51,10 +51,11 @@ def _shapes(num_classes: int, checkpoint: PathLike | None, prefix: str | None) -
     from captum_ext.models.pretrained import load_shapes_classifier
 
     model = load_shapes_classifier(checkpoint)
-    if model.classifier.out_features != num_classes:
+    with torch.no_grad():
+        outputs = model(torch.zeros(1, 3, 32, 32)).shape[1]
+    if outputs != num_classes:
         raise ValueError(
-            f"the shapes classifier has {model.classifier.out_features} classes, "
-            f"`num_classes` is {num_classes}"
+            f"the shapes classifier has {outputs} classes, `num_classes` is {num_classes}"
         )
     return model
 

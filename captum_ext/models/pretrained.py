@@ -6,10 +6,11 @@ from importlib.resources import files
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from captum_ext.inpainters.learned import LearnedInpainter
 from captum_ext.models.inpainting_unet import InpaintingUNet
-from captum_ext.models.shapes_classifier import ShapesClassifier
+from captum_ext.models.shapes_classifier import build_shapes_world_classifier
 from captum_ext.models.weights import load_weights
 
 PathLike = str | Path
@@ -53,7 +54,7 @@ def load_shapes_classifier(
     device: str | torch.device = "cpu",
     *,
     checkpoint_dir: PathLike | None = None,
-) -> ShapesClassifier:
+) -> nn.Module:
     """A trained shapes-world classifier, in eval mode.
 
     Parameters
@@ -83,7 +84,7 @@ def load_shapes_classifier(
     if path is None or str(path) in SHAPES_CLASSIFIERS:
         path = checkpoint_path(str(path or "shapes_classifier"), checkpoint_dir)
     payload = load_weights(path)
-    model = ShapesClassifier(**payload["config"])
+    model = build_shapes_world_classifier(**payload["config"])
     model.load_state_dict(payload["state_dict"])
     return model.to(device).eval()
 

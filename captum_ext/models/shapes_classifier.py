@@ -1,10 +1,13 @@
-"""A small CNN classifier for the shapes world."""
+"""Classifiers of the shapes world: a small CNN (the default) and a held-out ResNet-18."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from torch import Tensor, nn
 
 from captum_ext._utils.validation import check_choice
+from captum_ext.fillers.image_space import ImageSpace
 
 #: The activations the classifier can be built with (none has parameters, so the same
 #: state dict loads into every variant).
@@ -69,3 +72,61 @@ class ShapesClassifier(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.pool(self.features(x)).flatten(1))
+
+
+class ImageNetNormalized(nn.Module):
+    """A classifier behind an ImageNet-style normalisation, fed shapes-world inputs.
+
+    The inputs (in the shapes world's normalised space) are mapped back to pixels and
+    normalised with ImageNet's mean and standard deviation before ``net``: the pipeline
+    of a torchvision model wrapped the usual way. It is the shapes world's held-out
+    architecture (``arch="resnet18"``): nothing in the project is tuned on it.
+
+    Parameters
+    ----------
+    net : nn.Module
+        The classifier on ImageNet-normalised images.
+    space : ImageSpace
+        The input space (the shapes world's by default).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torchvision.models import resnet18
+    >>> ImageNetNormalized(resnet18(num_classes=6))(torch.zeros(1, 3, 96, 96)).shape
+    torch.Size([1, 6])
+    """
+
+    def __init__(self, net: nn.Module, space: ImageSpace | None = None) -> None:
+        super().__init__()
+        from captum_ext.data.shapes import shapes_space
+
+        self.net = net
+        self.space = space or shapes_space()
+        self.imagenet = ImageSpace.imagenet()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(self.imagenet.to_inputs(self.space.to_pixels(x)))
+
+
+#: Architectures of the shapes-world classifiers (``arch`` of the exported config).
+ARCHS = ("shapes", "resnet18")
+
+
+def build_shapes_world_classifier(arch: str = "shapes", **config: Any) -> nn.Module:
+    """The classifier an exported config describes: :class:`ShapesClassifier` (``"shapes"``,
+    ``num_classes``, ``width``, ``activation``) or torchvision's ResNet-18 behind
+    :class:`ImageNetNormalized` (``"resnet18"``, ``num_classes``).
+
+    Examples
+    --------
+    >>> type(build_shapes_world_classifier(num_classes=6, width=4)).__name__
+    'ShapesClassifier'
+    >>> type(build_shapes_world_classifier("resnet18", num_classes=6).net).__name__
+    'ResNet'
+    """
+    if check_choice(arch, "arch", ARCHS) == "resnet18":
+        from torchvision.models import resnet18
+
+        return ImageNetNormalized(resnet18(weights=None, num_classes=config["num_classes"]))
+    return ShapesClassifier(**config)

@@ -13,7 +13,7 @@ from torchmetrics.classification import MultilabelExactMatch
 from captum_ext.data.null_images import null_images, replace_with_null_images
 from captum_ext.data.object_masking import default_dilation, dilate, keep_only, keep_random_objects
 from captum_ext.data.shapes import shapes_space
-from captum_ext.models.shapes_classifier import ShapesClassifier
+from captum_ext.models.shapes_classifier import build_shapes_world_classifier
 from captum_ext.training._random_state import load_random_state, save_random_state
 from captum_ext.training._schedules import adamw_one_cycle
 
@@ -55,6 +55,11 @@ class ClassifierModule(LightningModule):
     activation : {"relu", "silu", "gelu"}
         The classifier's non-linearity (the ``shapes_classifier_silu`` preset trains the
         SiLU variant with the same recipe).
+    arch : {"shapes", "resnet18"}
+        :class:`~captum_ext.models.ShapesClassifier` (``width``, ``activation``) or the
+        held-out architecture, torchvision's ResNet-18 behind an ImageNet-style
+        normalisation (:class:`~captum_ext.models.shapes_classifier.ImageNetNormalized`;
+        the ``shapes_classifier_heldout`` preset).
 
     Examples
     --------
@@ -74,10 +79,11 @@ class ClassifierModule(LightningModule):
         dilation: int | None = None,
         seed: int = 0,
         activation: str = "relu",
+        arch: str = "shapes",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.model = ShapesClassifier(num_classes, width, activation=activation)
+        self.model = build_shapes_world_classifier(**self.export_config())
         self.generator = torch.Generator().manual_seed(seed)
         self.val_clean = MultilabelExactMatch(num_labels=num_classes)
         self.val_object_only = MultilabelExactMatch(num_labels=num_classes)
@@ -85,6 +91,8 @@ class ClassifierModule(LightningModule):
 
     def export_config(self) -> dict[str, Any]:
         """Arguments that rebuild :attr:`model`."""
+        if self.hparams.arch != "shapes":
+            return {"arch": self.hparams.arch, "num_classes": self.hparams.num_classes}
         return {
             "num_classes": self.hparams.num_classes,
             "width": self.hparams.width,

@@ -120,7 +120,11 @@ def test_null_p_one_feeds_object_free_images_labelled_no_class():
 
 @pytest.mark.parametrize(
     "preset, null_p, activation",
-    [("shapes_classifier", 0.1, "relu"), ("shapes_classifier_silu", 0.1, "silu")],
+    [
+        ("shapes_classifier", 0.1, "relu"),
+        ("shapes_classifier_silu", 0.1, "silu"),
+        ("shapes_classifier_heldout", 0.1, "relu"),
+    ],
 )
 def test_classifier_presets_parse(preset, null_p, activation, capsys):
     # Each shipped checkpoint's preset carries the recipe it was trained with.
@@ -129,7 +133,8 @@ def test_classifier_presets_parse(preset, null_p, activation, capsys):
     assert exit_info.value.code in (0, None)
     config = yaml.safe_load(capsys.readouterr().out)
     assert config["model"]["null_p"] == null_p
-    assert config["model"]["robust_p"] == 0.5 and config["trainer"]["max_epochs"] == 16
+    epochs = 8 if preset.endswith("heldout") else 16  # the held-out budget is cut
+    assert config["model"]["robust_p"] == 0.5 and config["trainer"]["max_epochs"] == epochs
     assert config["model"]["activation"] == activation
     (checkpointing,) = config["trainer"]["callbacks"]
     assert checkpointing["init_args"]["save_last"] is True
@@ -144,3 +149,24 @@ def test_activation_reaches_the_model_and_its_export():
     x = torch.randn(2, 3, 32, 32)
     module.eval(), rebuilt.eval()
     assert torch.equal(rebuilt(x), module(x))
+
+
+def test_heldout_arch_trains_exports_and_loads(tmp_path):
+    """The held-out architecture: ResNet-18 behind an ImageNet normalisation, any size."""
+    from torchvision.models import ResNet
+
+    from captum_ext.models.shapes_classifier import ImageNetNormalized
+
+    module = ClassifierModule(num_classes=6, arch="resnet18")
+    assert isinstance(module.model, ImageNetNormalized) and isinstance(module.model.net, ResNet)
+    save_weights(tmp_path / "h.pt", module.export_config(), module.model.state_dict())
+    loaded = load_shapes_classifier(tmp_path / "h.pt")
+    x = torch.randn(2, 3, 96, 96)
+    module.eval()
+    assert torch.allclose(loaded(x), module(x), atol=1e-2)  # fp16 weights on disk
+    # the wrapper feeds the network ImageNet-normalised pixels of the shapes-world inputs
+    seen = []
+    loaded.net.conv1.register_forward_pre_hook(lambda m, a: seen.append(a[0]))
+    loaded(torch.zeros(1, 3, 8, 8))  # the shapes world's mean colour: pixels 0.5
+    expected = (0.5 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225])
+    assert torch.allclose(seen[0][0, :, 0, 0], expected, atol=1e-6)
