@@ -314,6 +314,13 @@ def _variant(factory: Callable[..., MethodSpec], inpainter: str | None) -> Metho
     return lambda ctx: factory(ctx, inpainter)
 
 
+def _defaults(method: Callable[[nn.Module], Attribution], name: str, batch: int) -> MethodFactory:
+    """``method(model)`` with every option at its default, as a new user first runs it
+    (softmax score, the papers' values scaled to the image size): the check that the
+    defaults hold on a classifier nobody tuned for."""
+    return lambda ctx: MethodSpec(f"{name} (defaults)", method, {}, batch_size=batch)
+
+
 #: Registered methods, in report order: name -> factory.
 METHODS: dict[str, MethodFactory] = {
     "explainer": explainer_method(),
@@ -335,6 +342,11 @@ METHODS: dict[str, MethodFactory] = {
     "mp2": _variant(mp2, None),
     "mp2_g": _variant(mp2, "learned"),
     "mp2_g_telea": _variant(mp2, "telea"),
+    "fgvis_defaults": _defaults(FGVis, "FGVis", 32),
+    "dssr_defaults": _defaults(DSSR, "DSSR+", 32),
+    "mp2_defaults": _defaults(MP2, "MP2", 16),
+    "sp_defaults": _defaults(SlidingPatch, "SP", 8),
+    "lime_defaults": _defaults(SuperpixelLime, "LIME", 8),
 }
 
 #: The generative-removal methods of Agarwal & Nguyen (Tables 2-3), G = learned inpainter.

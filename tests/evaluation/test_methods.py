@@ -91,3 +91,17 @@ def test_gradcam_bad_input():
         method.attribute(x * float("nan"), target=0)
     with pytest.raises(ValueError, match="same device"):
         UpsampledLayerGradCam(ShapesClassifier(width=4).to("meta")).attribute(x, target=0)
+
+
+def test_defaults_family_builds_each_method_with_nothing_but_the_model():
+    from captum_ext.attr import DSSR, MP2, FGVis, SlidingPatch, SuperpixelLime
+
+    names = ["fgvis_defaults", "dssr_defaults", "mp2_defaults", "sp_defaults", "lime_defaults"]
+    specs = default_methods(48, include=names)
+    model = ShapesClassifier(width=4).eval()
+    kinds = [type(spec.build(model)) for spec in specs]
+    assert kinds == [FGVis, DSSR, MP2, SlidingPatch, SuperpixelLime]
+    assert all(spec.attribute_kwargs == {} for spec in specs)
+    for spec, built in zip(specs, (s.build(model) for s in specs)):
+        assert spec.name.endswith("(defaults)")
+        assert built.score == "softmax"  # the library default, not the run's score
