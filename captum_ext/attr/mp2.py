@@ -14,7 +14,6 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from captum_ext._utils.forward import select_args
-from captum_ext._utils.image_scale import scaled_size
 from captum_ext._utils.scores import target_scores
 from captum_ext._utils.validation import TargetLike, check_choice, check_int, check_positive_int
 from captum_ext.attr._base import InputsLike, MaskAttribution
@@ -22,8 +21,6 @@ from captum_ext.fillers.base import Filler, check_filler, remove
 from captum_ext.fillers.blur import Blur
 
 RANKS = ("descent", "abs")
-#: The paper's mask grid at 224 x 224 (8-pixel cells; Agarwal & Nguyen 2020, Sec. 3.5).
-PAPER_GRID = 28
 
 
 class MP2(MaskAttribution):
@@ -65,11 +62,12 @@ class MP2(MaskAttribution):
     kept cells too, under which a kept cell's reference is the image itself, its
     gradient is exactly zero and cells go in raster order.
 
-    The paper's 28 x 28 grid and blur sigma of 10 pixels are set for 224 x 224 images;
-    by default both scale with the image side (per side, rounded), so that a cell stays
-    8 pixels and the blur as wide relative to the image: an 8 x 8 grid and sigma 2.9 at
-    64 x 64. A ``grid_size`` given explicitly is used as is, capped at the image
-    (``min(grid_size, H) x min(grid_size, W)``, every cell at least one pixel).
+    The paper's blur sigma of 10 pixels is set for 224 x 224 images and scales with the
+    image side by default (2.9 pixels at 64 x 64). The 28 x 28 grid does not: scaled to
+    keep 8-pixel cells (8 x 8 at 64 x 64, 12 x 12 at 96 x 96) it lost pointing on both
+    shapes-world classifiers (docs/methods/mp2.md), so the grid is a count of cells, capped
+    at the image (``min(grid_size, H) x min(grid_size, W)``, every cell at least one
+    pixel).
 
     Differs from the paper: additional forward arguments
     that are tensors with one row per example are subset along with the examples still
@@ -84,9 +82,8 @@ class MP2(MaskAttribution):
         scaled with the image).
     score : {"softmax", "sigmoid", "logit"}
         Score being deleted.
-    grid_size : int, optional
-        Side of the mask grid; default the paper's 28 at 224 x 224, scaled with the
-        image side.
+    grid_size : int
+        Side of the mask grid (the paper's 28).
     cells_per_step : int
         Cells removed per iteration (2).
     rank : {"descent", "abs"}
@@ -119,13 +116,13 @@ class MP2(MaskAttribution):
         *,
         filler: Filler | None = None,
         score: str = "softmax",
-        grid_size: int | None = None,
+        grid_size: int = 28,
         cells_per_step: int = 2,
         rank: str = "descent",
     ) -> None:
         super().__init__(forward_func, score=score)
         self.filler = check_filler(filler, default=Blur())
-        self.grid_size = None if grid_size is None else check_positive_int(grid_size, "grid_size")
+        self.grid_size = check_positive_int(grid_size, "grid_size")
         self.cells_per_step = check_positive_int(cells_per_step, "cells_per_step")
         self.rank = check_choice(rank, "rank", RANKS)
 
@@ -204,10 +201,7 @@ class MP2(MaskAttribution):
             or not math.isfinite(stop_prob)
         ):
             raise TypeError(f"`stop_prob` must be a finite number, got {stop_prob!r}")
-        if self.grid_size is None:
-            gh, gw = scaled_size(PAPER_GRID, h, w)
-        else:
-            gh, gw = min(self.grid_size, h), min(self.grid_size, w)
+        gh, gw = min(self.grid_size, h), min(self.grid_size, w)
         cells = gh * gw
         limit = math.ceil(cells / self.cells_per_step)
         if max_iterations is not None:
