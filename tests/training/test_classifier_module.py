@@ -46,7 +46,7 @@ def test_weights_round_trip(tmp_path):
     module = ClassifierModule(num_classes=5, width=4)
     path = save_weights(tmp_path / "w.pt", module.export_config(), module.model.state_dict())
     payload = load_weights(path)
-    assert payload["config"] == {"num_classes": 5, "width": 4}
+    assert payload["config"] == {"num_classes": 5, "width": 4, "activation": "relu"}
     model = load_shapes_classifier(path)
     x = torch.rand(2, 3, 32, 32)
     expected = module.model.half().float().eval()(x)

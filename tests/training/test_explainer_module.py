@@ -196,7 +196,9 @@ def test_train_explainer_cli_exports_and_resumes(tmp_path):
 
     method = ExplainerAttribution.from_checkpoint(out)
     assert method.class_masks(torch.rand(1, 3, 32, 32)).shape == (1, 6, 32, 32)
-    (ckpt,) = (tmp_path / "lightning_logs").glob("version_0/checkpoints/*.ckpt")
+    # the preset keeps last.ckpt (save_last), the checkpoint the docs resume from
+    ckpt = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    assert ckpt.exists()
     from_lightning = ExplainerAttribution.from_checkpoint(ckpt)
     x = torch.rand(1, 3, 32, 32)
     assert torch.allclose(method.class_masks(x), from_lightning.class_masks(x), atol=2e-3)

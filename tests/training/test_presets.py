@@ -66,7 +66,7 @@ def test_train_preset_writes_the_weights_the_loaders_read(tmp_path):
             },
         },
     )
-    (checkpoint,) = (tmp_path / "runs_explainer").rglob("*.ckpt")
+    (checkpoint,) = (tmp_path / "runs_explainer").rglob("epoch=*.ckpt")
     hparams = torch.load(checkpoint, map_location="cpu", weights_only=False)["hyper_parameters"]
     assert hparams["classifier_checkpoint"] == str(classifier)
     net = load_shapes_explainer(checkpoint_dir=tmp_path)
