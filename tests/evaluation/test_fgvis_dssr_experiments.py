@@ -64,6 +64,22 @@ def test_hallucination_rates_count_final_top1(classifier):
     assert "| black | mid-grey |" in hallucination_markdown(result)
 
 
+def _paper_setting(classifier: str) -> dict:
+    """Table A1 in the paper's setting (black image, mid-grey reference, 500 iterations,
+    64 x 64) on a shipped shapes classifier."""
+    from captum_ext.models.pretrained import load_shapes_classifier
+
+    return hallucination_rates(
+        load_shapes_classifier(classifier),
+        shapes_space(),
+        64,
+        {"black": (0, 0, 0)},
+        {"mid-grey": (0.5,) * 3},
+        iterations=500,
+        show_progress=False,
+    )
+
+
 def test_defence_stops_hallucination_on_the_shipped_classifier():
     """Table A1 in the paper's setting (black image, mid-grey reference, 500 iterations).
 
@@ -72,18 +88,7 @@ def test_defence_stops_hallucination_on_the_shipped_classifier():
     *triangle* is still generated with the defence (docs/methods/fgvis.md): the test
     holds the defence to at most that one class.
     """
-    from captum_ext.models.pretrained import load_shapes_classifier
-
-    model = load_shapes_classifier(device="cpu")
-    result = hallucination_rates(
-        model,
-        shapes_space(),
-        64,
-        {"black": (0, 0, 0)},
-        {"mid-grey": (0.5,) * 3},
-        iterations=500,
-        show_progress=False,
-    )
+    result = _paper_setting("shapes_classifier")
     s = result["summary"]["black/mid-grey"]
     assert s["classes_tried"] == 4
     assert s["generated_without_defense"] == 4
@@ -100,19 +105,7 @@ def test_defence_stops_hallucination_on_the_silu_classifier():
     start x reference triples, one: docs/methods/fgvis.md). A filter that only bounded
     ``nn.ReLU`` would leave every SiLU call unfiltered and generate all four.
     """
-    from captum_ext.models.pretrained import load_shapes_classifier
-
-    model = load_shapes_classifier("shapes_classifier_silu")
-    result = hallucination_rates(
-        model,
-        shapes_space(),
-        64,
-        {"black": (0, 0, 0)},
-        {"mid-grey": (0.5,) * 3},
-        iterations=500,
-        show_progress=False,
-    )
-    s = result["summary"]["black/mid-grey"]
+    s = _paper_setting("shapes_classifier_silu")["summary"]["black/mid-grey"]
     assert s["classes_tried"] == 4
     assert s["generated_without_defense"] == 4
     assert s["generated_with_defense"] == 0
