@@ -366,8 +366,8 @@ def write_class_masks_figure(
         or getattr(dataset, "class_names", None)
         or [str(c) for c in range(sample["labels"].numel())]
     )
-    pixels = getattr(dataset, "space", None)
-    shown = pixels.to_pixels(image)[0] if pixels is not None else image[0]
+    space = getattr(dataset, "space", None)
+    shown = space.to_pixels(image)[0] if space is not None else image[0]
     rows = [("image / ground truth", [shown.clamp(0, 1).permute(1, 2, 0).cpu()])]
     rows[0][1].extend(sample["masks"][c].float() for c in present)
     for spec in methods:
