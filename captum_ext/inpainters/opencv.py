@@ -46,7 +46,9 @@ class OpenCVInpainter:
     [0, 1] and ``(N, 1, H, W)`` bool holes in, the filled batch out; pixels outside the
     holes come back unchanged bit for bit (OpenCV works on 8-bit images, so the values it
     writes into the holes are multiples of 1/255). OpenCV has no batched form, so this
-    loops over images around the library call only.
+    loops over images around the library call only. An image that is all hole has nothing
+    to propagate from and is filled with mid-grey (``cv2.inpaint`` would return it
+    unchanged).
 
     **Local inpainting.** Telea's and Navier-Stokes' fill only depends on the hole and a
     band of about ``radius`` pixels around it. When the holes' bounding box plus a
@@ -127,8 +129,13 @@ class OpenCVInpainter:
         pixels = pixels.permute(0, 2, 3, 1).contiguous().cpu().numpy()  # (N, H, W, 3)
         masks = holes[:, 0].to(torch.uint8).cpu().numpy()
         nonempty = holes.flatten(1).any(dim=1).cpu().numpy()
+        # cv2.inpaint leaves an image whose every pixel is a hole unchanged (nothing to
+        # propagate from), which would hand the removed pixels back; mid-grey says "no
+        # information" instead.
+        full = holes.flatten(1).all(dim=1).cpu().numpy()
+        pixels[full] = 128
         for i, (y0, y1, x0, x1) in enumerate(self._crops(holes)):
-            if not nonempty[i]:
+            if full[i] or not nonempty[i]:
                 continue
             crop = np.ascontiguousarray(pixels[i, y0:y1, x0:x1])
             mask = np.ascontiguousarray(masks[i, y0:y1, x0:x1])

@@ -92,6 +92,19 @@ def test_empty_holes_return_the_images():
     assert torch.equal(OpenCVInpainter()(images, holes), images)
 
 
+@pytest.mark.parametrize("method", ["telea", "ns"])
+def test_an_image_that_is_all_hole_is_filled_with_grey_not_returned(method):
+    # cv2.inpaint alone hands such an image back unchanged: the removed pixels leak.
+    images = torch.rand(2, 3, 16, 16)
+    holes = torch.zeros(2, 1, 16, 16, dtype=torch.bool)
+    holes[0] = True
+    holes[1, :, :4] = True
+    filled = OpenCVInpainter(method)(images, holes)
+    assert torch.equal(filled[0], torch.full_like(images[0], 128 / 255))
+    assert (filled[1, :, :4] - images[1, :, :4]).abs().mean() > 0.1
+    assert torch.equal(filled[1, :, 4:], images[1, :, 4:])
+
+
 def test_hole_boxes():
     holes = _box_holes(2, 8, [(1, 3, 2, 7), (0, 0, 0, 0)])
     assert hole_boxes(holes).tolist() == [[1, 3, 2, 7], [0, 0, 0, 0]]
