@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -73,7 +73,12 @@ class Inpaint(Filler):
     needs_holes = True
 
     def __init__(
-        self, inpainter: Inpainter, space: ImageSpace | None = None, check: bool = True
+        self,
+        # `| Any`: jsonargparse reads a protocol with only `__call__` as a function type
+        # and would refuse a `class_path` inpainter in a config (a training preset).
+        inpainter: Inpainter | Any,
+        space: ImageSpace | None = None,
+        check: bool = True,
     ) -> None:
         if not callable(inpainter):
             raise TypeError(

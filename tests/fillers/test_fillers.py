@@ -156,3 +156,34 @@ def test_inpaint_adapter_fills_grey_images_as_three_equal_channels():
     assert torch.allclose(space.to_pixels(normalised), out, atol=1e-5)
     with pytest.raises(ValueError, match=r"or grey \(1-channel\) images, got shape \(2, 2, 6"):
         Inpaint(telea)(torch.rand(2, 2, 6, 6), _holes())
+
+
+def test_inpaint_filler_with_an_inpainter_class_path_parses_from_a_config():
+    # A training preset names its filler as class_path + init_args (jsonargparse).
+    jsonargparse = pytest.importorskip("jsonargparse")
+    from captum_ext.fillers.base import Filler
+    from captum_ext.inpainters import OpenCVInpainter
+
+    parser = jsonargparse.ArgumentParser(exit_on_error=False)
+    parser.add_argument("--filler", type=Filler)
+    config = parser.parse_object(
+        {
+            "filler": {
+                "class_path": "captum_ext.fillers.Inpaint",
+                "init_args": {
+                    "inpainter": {
+                        "class_path": "captum_ext.inpainters.OpenCVInpainter",
+                        "init_args": {"method": "ns", "radius": 2},
+                    },
+                    "space": {
+                        "class_path": "captum_ext.fillers.ImageSpace",
+                        "init_args": {"mean": [0.5] * 3, "std": [0.25] * 3},
+                    },
+                },
+            }
+        }
+    )
+    filler = parser.instantiate(config).filler
+    assert isinstance(filler, Inpaint) and isinstance(filler.inpainter, OpenCVInpainter)
+    assert (filler.inpainter.method, filler.inpainter.radius) == ("ns", 2)
+    assert filler.space.std.tolist() == [0.25] * 3
