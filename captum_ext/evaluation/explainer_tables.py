@@ -31,11 +31,10 @@ from tqdm.auto import tqdm
 
 from captum_ext.attr.explainer import ExplainerAttribution
 from captum_ext.data.samples import collate_samples
-from captum_ext.evaluation.harness import _attribute_pairs
+from captum_ext.evaluation.harness import _attribute_pairs, all_class_maps
 from captum_ext.evaluation.methods import MethodSpec
 from captum_ext.metrics import (
     DEFAULT_THRESHOLDS,
-    attribution_map,
     class_masking_matrix,
     mask_saliency,
     normalize_map,
@@ -99,14 +98,10 @@ def class_maps(attribution: Any, spec: MethodSpec, images: Tensor, wanted: Tenso
     if isinstance(attribution, ExplainerAttribution):
         return attribution.class_masks(images)
     n, k = wanted.shape
-    out = torch.zeros(n, k, *images.shape[-2:], device=images.device)
     if isinstance(attribution, FeatureAblation) and int(wanted.sum()) > n:
-        # Occlusion and its kin score every class from the same perturbed forward passes:
-        # one sweep of the batch with target=None gives a map per output, (N * K, ...),
-        # equal to the per-class calls at a K-th of the forward passes.
-        attr = attribution.attribute(images, target=None, **dict(spec.attribute_kwargs))
-        maps = normalize_map(attribution_map(attr.detach()))[:, 0].view(n, k, *out.shape[-2:])
-        return maps * wanted[:, :, None, None]
+        maps = normalize_map(all_class_maps(attribution, spec, images).flatten(0, 1)[:, None])
+        return maps.view(n, k, *images.shape[-2:]) * wanted[:, :, None, None]
+    out = torch.zeros(n, k, *images.shape[-2:], device=images.device)
     img, cls = wanted.nonzero(as_tuple=True)
     if img.numel():
         maps, _ = _attribute_pairs(attribution, spec, images[img], cls, images.device)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from captum.attr import FeatureAblation
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
@@ -174,6 +175,7 @@ class _Pairs:
 
     inputs: Tensor
     target: Tensor
+    image: Tensor  # which image of the batch each pair comes from
     ids: list[tuple]  # (dataset index, class) per pair
     masks: Tensor | None
     valid: Tensor | None
@@ -199,6 +201,7 @@ class _Pairs:
         return cls(
             inputs=batch["image"][img].to(device),
             target=klass.to(device),
+            image=img.to(device),
             ids=list(zip(index[img].tolist(), klass.tolist())),
             masks=take("masks", by_class=True),
             valid=take("valid"),
@@ -395,7 +398,7 @@ def evaluate_attributions(
             for spec in methods:
                 progress.set_postfix(method=spec.name)
                 maps, seconds = _attribute_pairs(
-                    built[spec.name], spec, x, batch_pairs.target, device
+                    built[spec.name], spec, x, batch_pairs.target, device, batch_pairs.image
                 )
                 per_pair[spec.name]["seconds_per_pair"] += seconds
                 for key, value in scoring(batch_pairs, maps).items():
@@ -453,9 +456,21 @@ def evaluate_attributions(
 
 
 def _attribute_pairs(
-    attribution: Any, spec: MethodSpec, x: Tensor, target: Tensor, device: torch.device
+    attribution: Any,
+    spec: MethodSpec,
+    x: Tensor,
+    target: Tensor,
+    device: torch.device,
+    image: Tensor | None = None,
 ) -> tuple[Tensor, list[float]]:
-    """Maps ``(P, 1, H, W)`` of ``spec`` in batches of pairs, and the seconds per pair."""
+    """Maps ``(P, 1, H, W)`` of ``spec`` in batches of pairs, and the seconds per pair.
+
+    ``image`` (``(P,)``, which image of the batch each pair comes from) lets Captum's
+    perturbation methods score every class of an image from one sweep
+    (:func:`all_class_maps`) instead of one sweep per pair.
+    """
+    if image is not None and isinstance(attribution, FeatureAblation):
+        return _swept_pairs(attribution, spec, x, target, image, device)
     maps, seconds = [], []
     for start in range(0, x.shape[0], spec.batch_size):
         chunk = slice(start, start + spec.batch_size)
@@ -467,6 +482,46 @@ def _attribute_pairs(
         seconds += [(time.perf_counter() - t0) / count] * count
         maps.append(attribution_map(attr.detach()))
     return torch.cat(maps), seconds
+
+
+def all_class_maps(attribution: FeatureAblation, spec: MethodSpec, images: Tensor) -> Tensor:
+    """``(N, K, H, W)`` maps of every output class from one perturbation sweep per image.
+
+    Captum's ``FeatureAblation`` family (``Occlusion`` included) scores all outputs of
+    the same perturbed forward passes when ``target=None`` (one map per output,
+    ``(N * K, ...)``): equal to K calls with ``target=c``, at a K-th of the forward
+    passes. Images go in chunks of ``spec.batch_size``.
+    """
+    maps = []
+    for start in range(0, images.shape[0], spec.batch_size):
+        chunk = images[start : start + spec.batch_size]
+        attr = attribution.attribute(chunk, target=None, **dict(spec.attribute_kwargs))
+        maps.append(
+            attribution_map(attr.detach())[:, 0].view(chunk.shape[0], -1, *chunk.shape[-2:])
+        )
+    return torch.cat(maps)
+
+
+def _swept_pairs(
+    attribution: FeatureAblation,
+    spec: MethodSpec,
+    x: Tensor,
+    target: Tensor,
+    image: Tensor,
+    device: torch.device,
+) -> tuple[Tensor, list[float]]:
+    """:func:`_attribute_pairs` for the ``FeatureAblation`` family: one sweep per image."""
+    images, first = torch.unique(image, return_inverse=True)
+    # The first pair of each image stands for it (pairs of one image share its input).
+    pick = torch.zeros_like(images).scatter_(
+        0, first, torch.arange(image.numel(), device=image.device)
+    )
+    _synchronize(device)
+    t0 = time.perf_counter()
+    maps = all_class_maps(attribution, spec, x[pick.to(x.device)])
+    _synchronize(device)
+    seconds = (time.perf_counter() - t0) / x.shape[0]
+    return maps[first.to(maps.device), target].unsqueeze(1), [seconds] * x.shape[0]
 
 
 def _extend_figure(

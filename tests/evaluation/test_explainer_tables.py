@@ -135,7 +135,9 @@ def test_occlusion_class_maps_come_from_one_sweep_and_equal_per_class_calls():
     wanted = torch.ones(3, 4, dtype=torch.bool)
     wanted[1, 2] = False
     maps = class_maps(Occlusion(model), spec, x, wanted)
-    assert CountingCNN.calls == 1 + 16 // 4  # the unperturbed pass, then 16 windows by 4
+    # Per chunk of spec.batch_size = 2 images (two chunks): the unperturbed pass, then
+    # 16 windows by 4.
+    assert CountingCNN.calls == 2 * (1 + 16 // 4)
     for i in range(3):
         for c in range(4):
             alone = Occlusion(model).attribute(x[i : i + 1], target=c, **kwargs)

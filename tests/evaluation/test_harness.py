@@ -6,7 +6,7 @@ import math
 import matplotlib.image
 import pytest
 import torch
-from captum.attr import Saliency
+from captum.attr import Occlusion, Saliency
 from torch.utils.data import Dataset
 
 from captum_ext.attr import RandomAttribution
@@ -111,6 +111,34 @@ def test_method_batch_size_does_not_change_maps(world):
             atol=1e-5,
         )
     assert a.figure is None
+
+
+def test_occlusion_scores_every_class_of_an_image_from_one_sweep(world):
+    dataset, model = world
+    pairs = pairs_of(dataset)
+    assert len(pairs) > len(dataset)  # some image has two classes
+    kwargs = {"sliding_window_shapes": (3, 8, 8), "strides": (3, 4, 4)}
+    swept = []
+
+    class CountingOcclusion(Occlusion):
+        def attribute(self, inputs, **options):
+            swept.append(inputs.shape[0])
+            return super().attribute(inputs, **options)
+
+    spec = MethodSpec("Occlusion", CountingOcclusion, kwargs, batch_size=64)
+    result = evaluate_attributions(
+        model, dataset, [spec], show_progress=False, figure_rows=0, steps=4
+    )
+    x = torch.stack([dataset[i]["image"] for i, _ in pairs])
+    target = torch.tensor([c for _, c in pairs])
+    masks = torch.stack([dataset[i]["masks"][c] for i, c in pairs])
+    direct = Occlusion(model).attribute(x, target=target, **kwargs).mean(dim=1, keepdim=True)
+    got = result.per_pair["Occlusion"]
+    assert torch.allclose(torch.tensor(got["iou"]), continuous_iou(normalize_map(direct), masks))
+    assert torch.allclose(
+        torch.tensor(got["deletion_auc"]), deletion_auc(model, x, direct, target, steps=4)
+    )
+    assert swept == [len(dataset)]  # one sweep per image for all its classes, not per pair
 
 
 def test_pointing_per_class_is_the_mean_over_each_class_then_over_classes(tmp_path):
