@@ -328,6 +328,13 @@ class ExplainerLoss(MaskLoss):
         Reference of the removal operator (default ``Constant(0)``). A hole-dependent
         filler (``Inpaint``) gets its own reference for the kept image (holes ``m < 0.5``)
         and for the complement (holes ``m >= 0.5``).
+    removal_filler : Filler, optional
+        Reference of the complement image ``(1 - m) x`` only, the one whose class must
+        be gone (default: ``filler``). An inpainter here removes an object without
+        leaving its silhouette, so the masks need no halo around the object to hide
+        its shape; the kept images keep ``filler`` (inpainting most of an image from a
+        small kept region makes images the classifier has never seen). A departure
+        from the paper, documented in ``docs/methods/explainer.md``.
     l_c : float
         Weight of :func:`class_specific_loss` (each target channel alone keeps its class
         and excludes the others). 0, the default, is the paper's loss; when positive the
@@ -359,6 +366,7 @@ class ExplainerLoss(MaskLoss):
         bound_reduction: str = "mean",
         filler: Filler | None = None,
         l_c: float = 0.0,
+        removal_filler: Filler | None = None,
     ) -> None:
         super().__init__()
         self.weights = {
@@ -378,6 +386,7 @@ class ExplainerLoss(MaskLoss):
         self.min_area, self.max_area = float(min_area), float(max_area)
         self.bound_reduction = check_choice(bound_reduction, "bound_reduction", ("mean", "sum"))
         self.filler = check_filler(filler, default=Constant(0.0))
+        self.removal_filler = check_filler(removal_filler, default=self.filler)
         if self.weights["class_specific"] > 0:
             self.TERMS = type(self).TERMS + ("class_specific",)
 
@@ -418,9 +427,9 @@ class ExplainerLoss(MaskLoss):
         # A hole-dependent reference (inpainting) is only valid for its own holes: the
         # complement image removes the other pixels and needs its own.
         complement_reference = (
-            self.filler.reference(images, ~kept_holes, generator=generator)
-            if self.filler.needs_holes
-            else reference
+            reference
+            if self.removal_filler is self.filler and not self.filler.needs_holes
+            else self.removal_filler.reference(images, ~kept_holes, generator=generator)
         )
         logits_kept, logits_removed = _classify_pair(
             classifier,

@@ -211,6 +211,28 @@ def test_hole_dependent_filler_gets_a_reference_for_each_removal():
     assert torch.allclose(complement, torch.ones(1, 1, 2, 2), atol=1e-6)
 
 
+def test_removal_filler_gives_the_complement_reference_only():
+    # Same image and mask as above: the kept image's removed background takes `filler`
+    # (Constant 3), the complement's removed object the removal filler (the inpainter).
+    images = torch.tensor([[[[5.0, 1.0], [5.0, 1.0]]]])
+    logits = torch.tensor([[[[20.0, -20.0], [20.0, -20.0]]]])
+    seen = []
+
+    def record(x):
+        seen.append(x.detach())
+        return x.mean(dim=(2, 3))
+
+    loss = ExplainerLoss(filler=Constant(3.0), removal_filler=_MeanInpainter())
+    loss(images, torch.tensor([[1.0]]), logits, record)
+    kept, complement = seen[0].split(1)
+    assert torch.allclose(kept, torch.tensor([[[[5.0, 3.0], [5.0, 3.0]]]]), atol=1e-6)
+    assert torch.allclose(complement, torch.ones(1, 1, 2, 2), atol=1e-6)
+    # by default the complement shares the filler's reference
+    seen.clear()
+    ExplainerLoss(filler=Constant(3.0))(images, torch.tensor([[1.0]]), logits, record)
+    assert torch.allclose(seen[0][1], torch.tensor([[[[3.0, 1.0], [3.0, 1.0]]]]), atol=1e-6)
+
+
 def test_images_without_target_are_skipped():
     images, labels, logits = _batch()
     loss = ExplainerLoss()
