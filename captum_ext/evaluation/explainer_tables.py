@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,22 +84,31 @@ class ExplainerTables:
         return float(masking_matrix_ratio(torch.tensor(self.table1[method])))
 
 
-def class_maps(attribution: Any, spec: MethodSpec, images: Tensor, wanted: Tensor) -> Tensor:
+def class_maps(
+    attribution: Any,
+    spec: MethodSpec,
+    images: Tensor,
+    wanted: Tensor,
+    keys: Sequence[Hashable] | None = None,
+    cache: dict[Hashable, Tensor] | None = None,
+) -> Tensor:
     """``(N, K, H, W)`` class masks in [0, 1]; zero where ``wanted`` (``(N, K)`` bool) is False.
 
     An :class:`~captum_ext.attr.ExplainerAttribution` gives every class from one
     forward pass (its sigmoid masks, unnormalised, as the paper). Captum's perturbation
     methods (``FeatureAblation``, ``Occlusion``) get one sweep per image that scores
     every class from the same perturbed forward passes (``target=None``: one map per
-    output). Other methods get one ``attribute`` call per wanted image-class pair
-    (batched by ``spec.batch_size``). Maps are clamped at 0 and divided by their
-    maximum.
+    output), reused from ``cache`` under ``keys`` (see
+    :func:`~captum_ext.evaluation.harness.all_class_maps`). Other methods get one
+    ``attribute`` call per wanted image-class pair (batched by ``spec.batch_size``).
+    Maps are clamped at 0 and divided by their maximum.
     """
     if isinstance(attribution, ExplainerAttribution):
         return attribution.class_masks(images)
     n, k = wanted.shape
-    if isinstance(attribution, FeatureAblation) and int(wanted.sum()) > n:
-        maps = normalize_map(all_class_maps(attribution, spec, images).flatten(0, 1)[:, None])
+    if isinstance(attribution, FeatureAblation) and (cache is not None or int(wanted.sum()) > n):
+        swept = all_class_maps(attribution, spec, images, keys, cache)
+        maps = normalize_map(swept.flatten(0, 1)[:, None])
         return maps.view(n, k, *images.shape[-2:]) * wanted[:, :, None, None]
     out = torch.zeros(n, k, *images.shape[-2:], device=images.device)
     img, cls = wanted.nonzero(as_tuple=True)
@@ -133,6 +142,7 @@ def explainer_tables(
     image_batch_size: int = 16,
     class_names: Sequence[str] | None = None,
     show_progress: bool = True,
+    map_cache: dict[Hashable, Tensor] | None = None,
 ) -> ExplainerTables:
     """Compute Tables 1 and 2 of Stalder et al. for ``methods`` on ``dataset``.
 
@@ -158,6 +168,10 @@ def explainer_tables(
         Default ``dataset.class_names`` or ``class i``.
     show_progress : bool
         Show a progress bar.
+    map_cache : dict, optional
+        Every-class maps of Captum's perturbation methods per ``(method name, dataset
+        index)``, filled by an earlier :func:`~captum_ext.evaluation.harness.evaluate_attributions`
+        of the same dataset (its ``map_cache``): those images are not swept again.
     """
     device = next(iter(model.parameters())).device
     total = len(dataset) if num_images is None else min(num_images, len(dataset))
@@ -205,7 +219,14 @@ def explainer_tables(
             wanted = labels.clone()
             wanted[:in_table1] = True
             for spec in methods:
-                maps = class_maps(built[spec.name], spec, images, wanted)
+                maps = class_maps(
+                    built[spec.name],
+                    spec,
+                    images,
+                    wanted,
+                    [(spec.name, int(i)) for i in batch["index"]] if "index" in batch else None,
+                    map_cache,
+                )
                 if in_table1:
                     table1_parts[spec.name].append(maps[:in_table1].cpu())
                 aggregated = (maps * present).amax(dim=1, keepdim=True)
@@ -455,15 +476,27 @@ def evaluate_explainer_shapes_world(
         include=list(methods or SHAPES_EXPLAINER_METHODS),
         checkpoint_dir=None if checkpoint_dir is None else Path(checkpoint_dir),
     )
+    # Occlusion's every-class sweeps of the harness serve the tables too.
+    map_cache: dict = {}
     result = evaluate_attributions(
-        model, dataset, specs, score=SHAPES_SCORE, show_progress=show_progress
+        model,
+        dataset,
+        specs,
+        score=SHAPES_SCORE,
+        show_progress=show_progress,
+        map_cache=map_cache,
     )
     result.settings["dataset"] = (
         f"ShapesDataset(num_images={num_images}, image_size={image_size}, seed={seed}, split='test')"
     )
     write_report(result, output_dir)
     tables = explainer_tables(
-        model, dataset, specs, table1_images=table1_images, show_progress=show_progress
+        model,
+        dataset,
+        specs,
+        table1_images=table1_images,
+        show_progress=show_progress,
+        map_cache=map_cache,
     )
     tables.settings["dataset"] = result.settings["dataset"]
     write_tables(tables, output_dir)

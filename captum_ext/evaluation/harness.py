@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -286,6 +286,7 @@ def evaluate_attributions(
     space: ImageSpace | None = None,
     class_names: Sequence[str] | None = None,
     show_progress: bool = True,
+    map_cache: dict[Hashable, Tensor] | None = None,
 ) -> EvaluationResult:
     """Run every method on every image-class pair and score the maps.
 
@@ -334,6 +335,11 @@ def evaluate_attributions(
         ``dataset.class_names`` if any).
     show_progress : bool
         Show progress bars.
+    map_cache : dict, optional
+        Keeps the every-class maps of Captum's perturbation methods per
+        ``(method name, dataset index)`` (see :func:`all_class_maps`), for a later
+        evaluation of the same images (:func:`~captum_ext.evaluation.explainer_tables.explainer_tables`)
+        to reuse instead of sweeping again.
 
     Returns
     -------
@@ -398,7 +404,14 @@ def evaluate_attributions(
             for spec in methods:
                 progress.set_postfix(method=spec.name)
                 maps, seconds = _attribute_pairs(
-                    built[spec.name], spec, x, batch_pairs.target, device, batch_pairs.image
+                    built[spec.name],
+                    spec,
+                    x,
+                    batch_pairs.target,
+                    device,
+                    batch_pairs.image,
+                    [(spec.name, index) for index, _ in batch_pairs.ids],
+                    map_cache,
                 )
                 per_pair[spec.name]["seconds_per_pair"] += seconds
                 for key, value in scoring(batch_pairs, maps).items():
@@ -462,15 +475,18 @@ def _attribute_pairs(
     target: Tensor,
     device: torch.device,
     image: Tensor | None = None,
+    keys: Sequence[Hashable] | None = None,
+    cache: dict[Hashable, Tensor] | None = None,
 ) -> tuple[Tensor, list[float]]:
     """Maps ``(P, 1, H, W)`` of ``spec`` in batches of pairs, and the seconds per pair.
 
     ``image`` (``(P,)``, which image of the batch each pair comes from) lets Captum's
     perturbation methods score every class of an image from one sweep
-    (:func:`all_class_maps`) instead of one sweep per pair.
+    (:func:`all_class_maps`, with its ``keys`` and ``cache``) instead of one sweep per
+    pair.
     """
     if image is not None and isinstance(attribution, FeatureAblation):
-        return _swept_pairs(attribution, spec, x, target, image, device)
+        return _swept_pairs(attribution, spec, x, target, image, device, keys, cache)
     maps, seconds = [], []
     for start in range(0, x.shape[0], spec.batch_size):
         chunk = slice(start, start + spec.batch_size)
@@ -484,22 +500,40 @@ def _attribute_pairs(
     return torch.cat(maps), seconds
 
 
-def all_class_maps(attribution: FeatureAblation, spec: MethodSpec, images: Tensor) -> Tensor:
+def all_class_maps(
+    attribution: FeatureAblation,
+    spec: MethodSpec,
+    images: Tensor,
+    keys: Sequence[Hashable] | None = None,
+    cache: dict[Hashable, Tensor] | None = None,
+) -> Tensor:
     """``(N, K, H, W)`` maps of every output class from one perturbation sweep per image.
 
     Captum's ``FeatureAblation`` family (``Occlusion`` included) scores all outputs of
     the same perturbed forward passes when ``target=None`` (one map per output,
     ``(N * K, ...)``): equal to K calls with ``target=c``, at a K-th of the forward
     passes. Images go in chunks of ``spec.batch_size``.
+
+    With a ``cache`` (a dict the caller keeps), an image whose key (one per image, e.g.
+    ``(method name, dataset index)``) is in it is not swept again, and new maps are
+    added to it: two evaluations of the same images share one sweep.
     """
-    maps = []
-    for start in range(0, images.shape[0], spec.batch_size):
-        chunk = images[start : start + spec.batch_size]
+    if cache is None or keys is None:
+        todo = list(range(images.shape[0]))
+    else:
+        todo = [i for i, key in enumerate(keys) if key not in cache]
+    fresh = []
+    for start in range(0, len(todo), spec.batch_size):
+        chunk = images[todo[start : start + spec.batch_size]]
         attr = attribution.attribute(chunk, target=None, **dict(spec.attribute_kwargs))
-        maps.append(
+        fresh.append(
             attribution_map(attr.detach())[:, 0].view(chunk.shape[0], -1, *chunk.shape[-2:])
         )
-    return torch.cat(maps)
+    if cache is None or keys is None:
+        return torch.cat(fresh)
+    for i, maps in zip(todo, torch.cat(fresh) if fresh else []):
+        cache[keys[i]] = maps
+    return torch.stack([cache[key] for key in keys])
 
 
 def _swept_pairs(
@@ -509,16 +543,29 @@ def _swept_pairs(
     target: Tensor,
     image: Tensor,
     device: torch.device,
+    keys: Sequence[Hashable] | None = None,
+    cache: dict[Hashable, Tensor] | None = None,
 ) -> tuple[Tensor, list[float]]:
-    """:func:`_attribute_pairs` for the ``FeatureAblation`` family: one sweep per image."""
+    """:func:`_attribute_pairs` for the ``FeatureAblation`` family: one sweep per image.
+
+    ``keys`` (one per pair) name the pair's image in ``cache``.
+    """
     images, first = torch.unique(image, return_inverse=True)
     # The first pair of each image stands for it (pairs of one image share its input).
-    pick = torch.zeros_like(images).scatter_(
-        0, first, torch.arange(image.numel(), device=image.device)
+    pick = (
+        torch.zeros_like(images)
+        .scatter_(0, first, torch.arange(image.numel(), device=image.device))
+        .cpu()
     )
     _synchronize(device)
     t0 = time.perf_counter()
-    maps = all_class_maps(attribution, spec, x[pick.to(x.device)])
+    maps = all_class_maps(
+        attribution,
+        spec,
+        x[pick.to(x.device)],
+        None if keys is None else [keys[i] for i in pick.tolist()],
+        cache,
+    )
     _synchronize(device)
     seconds = (time.perf_counter() - t0) / x.shape[0]
     return maps[first.to(maps.device), target].unsqueeze(1), [seconds] * x.shape[0]

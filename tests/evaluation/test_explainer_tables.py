@@ -145,6 +145,44 @@ def test_occlusion_class_maps_come_from_one_sweep_and_equal_per_class_calls():
             assert torch.allclose(maps[i, c], expected, atol=1e-6), (i, c)
 
 
+def test_tables_reuse_the_occlusion_sweeps_of_the_harness():
+    from captum.attr import Occlusion
+
+    from captum_ext.evaluation.harness import evaluate_attributions
+
+    swept = []
+
+    class CountingOcclusion(Occlusion):
+        def attribute(self, inputs, **options):
+            swept.append(inputs.shape[0])
+            return super().attribute(inputs, **options)
+
+    torch.manual_seed(0)
+    dataset = ShapesDataset(6, image_size=32, num_classes=4, split="test")
+    model = TinyCNN(num_classes=4).eval()
+    kwargs = {"sliding_window_shapes": (3, 8, 8), "strides": (3, 8, 8)}
+    spec = MethodSpec("Occlusion", CountingOcclusion, kwargs, batch_size=64)
+    options = dict(table1_images=3, image_batch_size=4, show_progress=False)
+    fresh = explainer_tables(model, dataset, [spec], **options)
+    assert sum(swept) == len(dataset)
+    swept.clear()
+    cache: dict = {}
+    evaluate_attributions(
+        model, dataset, [spec], show_progress=False, figure_rows=0, steps=4, map_cache=cache
+    )
+    with_pairs = sum(bool(dataset[i]["labels"].any()) for i in range(len(dataset)))
+    assert sum(swept) == with_pairs == len({index for _, index in cache})
+    swept.clear()
+    reused = explainer_tables(model, dataset, [spec], **options, map_cache=cache)
+    assert sum(swept) == len(dataset) - with_pairs  # only images the harness had no pair of
+    torch.testing.assert_close(
+        torch.tensor(reused.table1["Occlusion"]),
+        torch.tensor(fresh.table1["Occlusion"]),
+        equal_nan=True,
+    )
+    assert reused.table2["Occlusion"] == pytest.approx(fresh.table2["Occlusion"])
+
+
 def test_class_masks_figure_rows_and_columns(setup, tmp_path):
     from PIL import Image
 
