@@ -531,8 +531,8 @@ def all_class_maps(
         )
     if cache is None or keys is None:
         return torch.cat(fresh)
-    for i, maps in zip(todo, torch.cat(fresh) if fresh else []):
-        cache[keys[i]] = maps
+    if fresh:
+        cache.update(zip((keys[i] for i in todo), torch.cat(fresh)))
     return torch.stack([cache[key] for key in keys])
 
 
