@@ -136,3 +136,32 @@ def test_inpainting_quality_sees_texture():
     assert quality["flat"]["grad_energy_ratio"] < quality["telea"]["grad_energy_ratio"]
     assert quality["flat"]["texture_loss"] > quality["telea"]["texture_loss"]
     assert 0 < quality["telea"]["grad_energy_ratio"] < 1.5
+
+
+@pytest.mark.filterwarnings("ignore:MP2. the target's score is already")
+def test_mp2_and_mp2_g_each_delete_fastest_on_their_own_filler():
+    # MP2's deletion game minimises the deletion curve of its own filler, so MP2 (blur)
+    # wins on the blur substrate and MP2-G (learned inpainter) on the inpainting one
+    # (docs/methods/mp2.md, "Why MP2-G loses to MP2 on the blur substrate").
+    from captum_ext.attr import MP2
+    from captum_ext.data.samples import collate_samples
+    from captum_ext.fillers import Blur
+    from captum_ext.metrics import deletion_auc
+    from captum_ext.models.pretrained import load_shapes_inpainter
+
+    model = load_shapes_classifier()
+    data = ShapesDataset(24, split="test")
+    batch = collate_samples([data[i] for i in range(len(data))])
+    image, target = (batch["labels"] > 0.5).nonzero(as_tuple=True)
+    x = batch["image"][image]
+    fillers = {
+        "blur": Blur(10 * 64 / 224),
+        "inpainting": Inpaint(load_shapes_inpainter(), data.space),
+    }
+    auc = {}
+    for method, filler in fillers.items():
+        maps = MP2(model, filler=filler, grid_size=16).attribute(x, target=target)
+        for substrate, fill in fillers.items():
+            auc[method, substrate] = float(deletion_auc(model, x, maps, target, filler=fill).mean())
+    assert auc["blur", "blur"] < auc["inpainting", "blur"]
+    assert auc["inpainting", "inpainting"] < auc["blur", "inpainting"]
