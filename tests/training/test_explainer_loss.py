@@ -192,9 +192,11 @@ class _MeanInpainter(Filler):
         return mean.expand_as(inputs)
 
 
-def test_hole_dependent_filler_gets_a_reference_for_each_removal():
-    # Object (value 5) in the left column, background (value 1) in the right one; the
-    # mask keeps the object. The complement image must not bring the object back.
+def _kept_and_complement(loss):
+    """The two images ``loss`` classifies for a 2 x 2 image whose mask keeps the object.
+
+    Object (value 5) in the left column, background (value 1) in the right one.
+    """
     images = torch.tensor([[[[5.0, 1.0], [5.0, 1.0]]]])
     logits = torch.tensor([[[[20.0, -20.0], [20.0, -20.0]]]])
     seen = []
@@ -203,8 +205,13 @@ def test_hole_dependent_filler_gets_a_reference_for_each_removal():
         seen.append(x.detach())
         return x.mean(dim=(2, 3))
 
-    ExplainerLoss(filler=_MeanInpainter())(images, torch.tensor([[1.0]]), logits, record)
-    kept, complement = seen[0].split(1)
+    loss(images, torch.tensor([[1.0]]), logits, record)
+    return seen[0].split(1)
+
+
+def test_hole_dependent_filler_gets_a_reference_for_each_removal():
+    # The complement image must not bring the object back.
+    kept, complement = _kept_and_complement(ExplainerLoss(filler=_MeanInpainter()))
     # the removed background is filled from the kept object
     assert torch.allclose(kept, torch.full((1, 1, 2, 2), 5.0), atol=1e-6)
     # removed object pixels are filled from the background (1), not from the object (5)
@@ -212,25 +219,15 @@ def test_hole_dependent_filler_gets_a_reference_for_each_removal():
 
 
 def test_removal_filler_gives_the_complement_reference_only():
-    # Same image and mask as above: the kept image's removed background takes `filler`
-    # (Constant 3), the complement's removed object the removal filler (the inpainter).
-    images = torch.tensor([[[[5.0, 1.0], [5.0, 1.0]]]])
-    logits = torch.tensor([[[[20.0, -20.0], [20.0, -20.0]]]])
-    seen = []
-
-    def record(x):
-        seen.append(x.detach())
-        return x.mean(dim=(2, 3))
-
+    # The kept image's removed background takes `filler` (Constant 3), the complement's
+    # removed object the removal filler (the inpainter).
     loss = ExplainerLoss(filler=Constant(3.0), removal_filler=_MeanInpainter())
-    loss(images, torch.tensor([[1.0]]), logits, record)
-    kept, complement = seen[0].split(1)
+    kept, complement = _kept_and_complement(loss)
     assert torch.allclose(kept, torch.tensor([[[[5.0, 3.0], [5.0, 3.0]]]]), atol=1e-6)
     assert torch.allclose(complement, torch.ones(1, 1, 2, 2), atol=1e-6)
     # by default the complement shares the filler's reference
-    seen.clear()
-    ExplainerLoss(filler=Constant(3.0))(images, torch.tensor([[1.0]]), logits, record)
-    assert torch.allclose(seen[0][1], torch.tensor([[[[3.0, 1.0], [3.0, 1.0]]]]), atol=1e-6)
+    _, complement = _kept_and_complement(ExplainerLoss(filler=Constant(3.0)))
+    assert torch.allclose(complement, torch.tensor([[[[3.0, 1.0], [3.0, 1.0]]]]), atol=1e-6)
 
 
 def test_images_without_target_are_skipped():
