@@ -96,8 +96,8 @@ MethodFactory = Callable[[MethodContext], MethodSpec]
 def occlusion(ctx: MethodContext) -> MethodSpec:
     """Captum ``Occlusion``: window 1/8 and stride 1/16 of the image side, baseline 0.
 
-    At 64 x 64 this is CALIBRATION.md's 8 x 8 window with stride 4 (225 windows at any
-    size); the baseline 0 is the mean colour of a normalised input space.
+    At 64 x 64 this is an 8 x 8 window with stride 4 (225 windows at any size); the
+    baseline 0 is the mean colour of a normalised input space.
     """
     window, stride = ctx.scaled(28), ctx.scaled(14)
     return MethodSpec(

@@ -23,7 +23,7 @@ def attribution_map(attributions: Tensor) -> Tensor:
 
 
 def normalize_map(attributions: Tensor) -> Tensor:
-    """Clamp at 0 and divide by each example's maximum (CALIBRATION.md convention).
+    """Clamp at 0 and divide by each example's maximum (positive evidence, on one scale).
 
     The result is in [0, 1] with maximum 1, except for maps with no positive value,
     which become all zero. Used before IoU, soft accuracy, MAE and thresholding.
