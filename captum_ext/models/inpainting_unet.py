@@ -49,7 +49,8 @@ class GatedConv2d(nn.Module):
 class InpaintingUNet(nn.Module):
     """Gated-convolution U-Net mapping (image with holes, hole mask[, noise]) to an image.
 
-    The network sees the image with its holes zeroed, the hole mask and, optionally,
+    The network sees the image with its holes zeroed (or, with ``prefill``, filled by
+    classical inpainting), the hole mask and, optionally,
     ``noise_channels`` channels of Gaussian noise (a source of randomness to synthesise
     texture grain). To keep it cheap on CPU (about the cost of a small classifier's
     forward pass), the first convolution has stride 2 and most of the work happens at
@@ -69,6 +70,13 @@ class InpaintingUNet(nn.Module):
         Dilations of the bottleneck's gated convolutions.
     noise_channels : int
         Channels of input noise (0 disables it).
+    prefill : {"telea", "ns"}, optional
+        Start from a classical fill: the holes are first filled by OpenCV's Telea or
+        Navier-Stokes inpainting (:class:`~captum_ext.inpainters.OpenCVInpainter`, the
+        ``inpaint`` extra), the network sees that image instead of zeroed holes and adds
+        a correction to it (the last layer starts at zero, so an untrained network returns
+        the classical fill). The network then only has to learn what the classical fill
+        misses (continuing stripes, texture grain) instead of the whole fill.
 
     Examples
     --------
@@ -84,12 +92,18 @@ class InpaintingUNet(nn.Module):
         depth: int = 3,
         dilations: Sequence[int] = (2, 4),
         noise_channels: int = 1,
+        prefill: str | None = None,
     ) -> None:
         super().__init__()
         if depth < 1:
             raise ValueError(f"`depth` must be >= 1, got {depth}")
         self.depth = depth
         self.noise_channels = noise_channels
+        self.classical = None
+        if prefill is not None:
+            from captum_ext.inpainters.opencv import OpenCVInpainter
+
+            self.classical = OpenCVInpainter(prefill)
         in_channels = 3 + 1 + noise_channels
         widths = [width * 2 ** min(i, 2) for i in range(depth)]
         self.stem = GatedConv2d(in_channels, widths[0], kernel_size=5, stride=2)
@@ -108,6 +122,9 @@ class InpaintingUNet(nn.Module):
         )
         self.refine = GatedConv2d(widths[0] + in_channels, max(8, width // 2))
         self.head = nn.Conv2d(max(8, width // 2), 3, 3, padding=1)
+        if self.classical is not None:
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
 
     def forward(
         self, images: Tensor, holes: Tensor, generator: torch.Generator | None = None
@@ -125,8 +142,11 @@ class InpaintingUNet(nn.Module):
             the same output.
         """
         n, _, h, w = images.shape
+        base = None
+        if self.classical is not None:
+            base = self.classical(images.detach().clamp(0, 1), holes.bool())
         holes = holes.to(images.dtype)
-        parts = [images * (1 - holes), holes]
+        parts = [images * (1 - holes) if base is None else base, holes]
         if self.noise_channels:
             device = generator.device if generator is not None else torch.device("cpu")
             noise = torch.randn((n, self.noise_channels, h, w), generator=generator, device=device)
@@ -146,4 +166,6 @@ class InpaintingUNet(nn.Module):
             y = level(torch.cat([y, skip], dim=1))
         y = F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
         y = self.refine(torch.cat([y, x], dim=1))
-        return torch.sigmoid(self.head(y))[..., :h, :w]
+        if base is None:
+            return torch.sigmoid(self.head(y))[..., :h, :w]
+        return (base + self.head(y)[..., :h, :w]).clamp(0, 1)

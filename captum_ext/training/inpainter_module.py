@@ -30,7 +30,7 @@ class InpainterModule(LightningModule):
 
     Parameters
     ----------
-    width, depth, dilations, noise_channels
+    width, depth, dilations, noise_channels, prefill
         Arguments of :class:`~captum_ext.models.inpainting_unet.InpaintingUNet`.
     lr : float
         Peak learning rate of the one-cycle AdamW schedule.
@@ -56,6 +56,7 @@ class InpainterModule(LightningModule):
         depth: int = 3,
         dilations: Sequence[int] = (2, 4),
         noise_channels: int = 1,
+        prefill: str | None = None,
         lr: float = 2e-3,
         weight_decay: float = 1e-4,
         l1_hole: float = 1.0,
@@ -65,7 +66,7 @@ class InpainterModule(LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.model = InpaintingUNet(width, depth, tuple(dilations), noise_channels)
+        self.model = InpaintingUNet(width, depth, tuple(dilations), noise_channels, prefill)
         self.generator = torch.Generator().manual_seed(seed)
 
     def export_config(self) -> dict[str, Any]:
@@ -76,6 +77,7 @@ class InpainterModule(LightningModule):
             "depth": hp.depth,
             "dilations": list(hp.dilations),
             "noise_channels": hp.noise_channels,
+            "prefill": hp.prefill,
         }
 
     def forward(self, images: Tensor, holes: Tensor) -> Tensor:

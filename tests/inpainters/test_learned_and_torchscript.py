@@ -43,6 +43,24 @@ def test_learned_keeps_valid_pixels_and_is_deterministic():
     assert float(first[~keep].min()) >= 0 and float(first[~keep].max()) <= 1
 
 
+def test_learned_prefill_adds_the_network_correction_to_the_classical_fill():
+    pytest.importorskip("cv2")
+    from captum_ext.inpainters import OpenCVInpainter
+
+    net = InpaintingUNet(width=8, prefill="ns")
+    images = torch.rand(3, 3, 32, 32)
+    holes = _holes(3, 32, 32)
+    classical = OpenCVInpainter("ns")(images, holes)
+    # Untrained, the correction is zero: the classical fill comes back bit for bit.
+    assert torch.equal(LearnedInpainter(net)(images, holes), classical)
+    with torch.no_grad():
+        net.head.bias.fill_(0.25)
+    shifted = LearnedInpainter(net)(images, holes)
+    inside = holes.expand_as(images)
+    assert torch.allclose(shifted[inside], (classical[inside] + 0.25).clamp(0, 1))
+    assert torch.equal(shifted[~inside], images[~inside])
+
+
 def test_learned_chunks_batches_and_stays_in_eval_mode():
     net = CountingNet()
     inpainter = LearnedInpainter(net, batch_size=4)

@@ -60,6 +60,7 @@ def test_module_step_and_gated_conv():
         "depth": 3,
         "dilations": [2, 4],
         "noise_channels": 1,
+        "prefill": None,
     }
     gate = GatedConv2d(2, 3)
     with torch.no_grad():
