@@ -72,6 +72,12 @@ def test_core_runs_without_any_extra():
             "inpaint",
         ),
         (["cv2"], "import captum_ext.data.holes", "inpaint"),
+        (
+            ["cv2"],
+            "import torch; from captum_ext.models.pretrained import load_shapes_inpainter; "
+            "load_shapes_inpainter()(torch.rand(1, 3, 8, 8), torch.ones(1, 1, 8, 8).bool())",
+            "inpaint",
+        ),
         (["lightning"], "import captum_ext.training.classifier_module", "lightning"),
         (["lightning"], "from captum_ext.data.shapes import ShapesDataModule", "lightning"),
         (["lightning", "pytorch_lightning"], "import lightning_callbacks", "lightning"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -99,11 +99,11 @@ class InpaintingUNet(nn.Module):
             raise ValueError(f"`depth` must be >= 1, got {depth}")
         self.depth = depth
         self.noise_channels = noise_channels
-        self.classical = None
-        if prefill is not None:
-            from captum_ext.inpainters.opencv import OpenCVInpainter
-
-            self.classical = OpenCVInpainter(prefill)
+        if prefill not in (None, "telea", "ns"):
+            raise ValueError(f"`prefill` must be None, 'telea' or 'ns', got {prefill!r}")
+        self.prefill = prefill
+        # Built at the first call: loading the weights does not need OpenCV.
+        self._classical: Callable[[Tensor, Tensor], Tensor] | None = None
         in_channels = 3 + 1 + noise_channels
         widths = [width * 2 ** min(i, 2) for i in range(depth)]
         self.stem = GatedConv2d(in_channels, widths[0], kernel_size=5, stride=2)
@@ -122,7 +122,7 @@ class InpaintingUNet(nn.Module):
         )
         self.refine = GatedConv2d(widths[0] + in_channels, max(8, width // 2))
         self.head = nn.Conv2d(max(8, width // 2), 3, 3, padding=1)
-        if self.classical is not None:
+        if prefill is not None:
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
 
@@ -143,8 +143,12 @@ class InpaintingUNet(nn.Module):
         """
         n, _, h, w = images.shape
         base = None
-        if self.classical is not None:
-            base = self.classical(images.detach().clamp(0, 1), holes.bool())
+        if self.prefill is not None:
+            if self._classical is None:
+                from captum_ext.inpainters.opencv import OpenCVInpainter
+
+                self._classical = OpenCVInpainter(self.prefill)
+            base = self._classical(images.detach().clamp(0, 1), holes.bool())
         holes = holes.to(images.dtype)
         parts = [images * (1 - holes) if base is None else base, holes]
         if self.noise_channels:

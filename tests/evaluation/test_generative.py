@@ -138,6 +138,27 @@ def test_inpainting_quality_sees_texture():
     assert 0 < quality["telea"]["grad_energy_ratio"] < 1.5
 
 
+def test_shipped_inpainter_beats_both_opencv_inpainters_on_held_out_backgrounds():
+    # docs/inpainters.md, "The shipped shapes-world inpainter" (200 backgrounds there).
+    from captum_ext.evaluation.generative import inpainting_quality
+    from captum_ext.inpainters import OpenCVInpainter
+    from captum_ext.models.pretrained import load_shapes_inpainter
+
+    quality = inpainting_quality(
+        {
+            "learned": load_shapes_inpainter(),
+            "telea": OpenCVInpainter("telea"),
+            "ns": OpenCVInpainter("ns"),
+        },
+        num_images=60,
+    )
+    learned = quality["learned"]
+    for classical in (quality["telea"], quality["ns"]):
+        assert learned["l1_hole"] < classical["l1_hole"]
+        assert learned["texture_loss"] < classical["texture_loss"]
+        assert learned["grad_energy_ratio"] > classical["grad_energy_ratio"]
+
+
 @pytest.mark.filterwarnings("ignore:MP2. the target's score is already")
 def test_mp2_and_mp2_g_each_delete_fastest_on_their_own_filler():
     # MP2's deletion game minimises the deletion curve of its own filler, so MP2 (blur)
