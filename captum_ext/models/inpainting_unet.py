@@ -8,6 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from captum_ext._utils.validation import check_choice
+from captum_ext.inpainters.opencv import METHODS, OpenCVInpainter
+
 
 class GatedConv2d(nn.Module):
     """Gated convolution: ``ELU(conv_f(x)) * sigmoid(conv_g(x))``.
@@ -99,9 +102,7 @@ class InpaintingUNet(nn.Module):
             raise ValueError(f"`depth` must be >= 1, got {depth}")
         self.depth = depth
         self.noise_channels = noise_channels
-        if prefill not in (None, "telea", "ns"):
-            raise ValueError(f"`prefill` must be None, 'telea' or 'ns', got {prefill!r}")
-        self.prefill = prefill
+        self.prefill = None if prefill is None else check_choice(prefill, "prefill", METHODS)
         # Built at the first call: loading the weights does not need OpenCV.
         self._classical: Callable[[Tensor, Tensor], Tensor] | None = None
         in_channels = 3 + 1 + noise_channels
@@ -145,8 +146,6 @@ class InpaintingUNet(nn.Module):
         base = None
         if self.prefill is not None:
             if self._classical is None:
-                from captum_ext.inpainters.opencv import OpenCVInpainter
-
                 self._classical = OpenCVInpainter(self.prefill)
             base = self._classical(images.detach().clamp(0, 1), holes.bool())
         holes = holes.to(images.dtype)
