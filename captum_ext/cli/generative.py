@@ -63,6 +63,7 @@ def evaluate_generative(
     lime_samples: int | None = None,
     seed: int = 0,
     classifier: str | None = None,
+    inpainter: str | None = None,
     device: str = "cpu",
 ) -> None:
     """Agarwal Tables 2-3: SP, SP-G, LIME, LIME-G, MP2, MP2-G through the evaluation harness.
@@ -79,6 +80,8 @@ def evaluate_generative(
         seed: base seed of the shapes world.
         classifier: classifier weights file, or a shipped classifier's name
             (default: shapes_classifier).
+        inpainter: learned-inpainter weights for the -G methods and the learned
+            substrate (default: the shipped one, trained at 64 x 64).
         device: torch device.
     """
     from captum_ext.evaluation.generative import run_generative_evaluation
@@ -93,6 +96,7 @@ def evaluate_generative(
         seed,
         classifier,
         device,
+        inpainter=inpainter,
     )
     print((Path(output_dir) / "deletion.md").read_text())
 

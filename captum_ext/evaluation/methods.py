@@ -76,6 +76,10 @@ class MethodContext:
     checkpoint_dir : path, optional
         Where the shipped networks (Explainer, RTIS, inpainter) are looked up first
         (:func:`~captum_ext.models.pretrained.checkpoint_path`), e.g. retrained ones.
+    inpainter : path, optional
+        Weights of the learned inpainter of the -G methods (``captum-ext
+        train-inpainter --export``), e.g. one trained at the classifier's image size;
+        default the shipped one (looked up in ``checkpoint_dir`` first).
     """
 
     image_size: tuple[int, int]
@@ -83,6 +87,7 @@ class MethodContext:
     score: str = "softmax"
     space: ImageSpace = field(default_factory=ImageSpace)
     checkpoint_dir: Path | None = None
+    inpainter: Path | None = None
 
     def scaled(self, pixels_at_224: float) -> int:
         """A length given at 224 x 224 scaled to these images (at least 1 px)."""
@@ -228,14 +233,12 @@ def explainer_method(
     return factory
 
 
-def generative_inpainter(
-    model: nn.Module, kind: str = "learned", checkpoint_dir: Path | None = None
-):
+def generative_inpainter(model: nn.Module, kind: str, ctx: MethodContext):
     """The inpainter of the -G methods, on the classifier's device.
 
-    ``"learned"``: the shipped shapes-world inpainter
+    ``"learned"``: ``ctx.inpainter``, else the shipped shapes-world inpainter
     (:func:`~captum_ext.models.pretrained.load_shapes_inpainter`, looked up in
-    ``checkpoint_dir`` first); ``"telea"`` / ``"ns"``: OpenCV.
+    ``ctx.checkpoint_dir`` first); ``"telea"`` / ``"ns"``: OpenCV.
     """
     from captum_ext.inpainters import OpenCVInpainter
     from captum_ext.models.pretrained import load_shapes_inpainter
@@ -243,14 +246,16 @@ def generative_inpainter(
     if kind == "learned":
         param = next(iter(model.parameters()), None)
         device = param.device if param is not None else "cpu"
-        return load_shapes_inpainter(device=device, checkpoint_dir=checkpoint_dir)
+        return load_shapes_inpainter(
+            ctx.inpainter, device=device, checkpoint_dir=ctx.checkpoint_dir
+        )
     return OpenCVInpainter(kind)
 
 
 def _filler(ctx: MethodContext, model: nn.Module, inpainter: str | None, base: Filler) -> Filler:
     if inpainter is None:
         return base
-    return Inpaint(generative_inpainter(model, inpainter, ctx.checkpoint_dir), ctx.space)
+    return Inpaint(generative_inpainter(model, inpainter, ctx), ctx.space)
 
 
 def _suffix(inpainter: str | None) -> str:
@@ -369,6 +374,7 @@ def default_methods(
     space: ImageSpace | None = None,
     include: Sequence[str] | None = None,
     checkpoint_dir: Path | None = None,
+    inpainter: Path | None = None,
 ) -> list[MethodSpec]:
     """Specs of registered methods for images of ``image_size``.
 
@@ -386,6 +392,8 @@ def default_methods(
         Names from :data:`METHODS` (default :data:`DEFAULT_METHODS`), in this order.
     checkpoint_dir : path, optional
         Directory of networks that replace the shipped ones (:class:`MethodContext`).
+    inpainter : path, optional
+        Learned-inpainter weights of the -G methods (:class:`MethodContext`).
 
     Examples
     --------
@@ -397,7 +405,9 @@ def default_methods(
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     if len(size) != 2 or any(not isinstance(s, int) or s < 1 for s in size):
         raise ValueError(f"`image_size` must be an int or (H, W), got {image_size!r}")
-    ctx = MethodContext(size, channels, check_score(score), space or ImageSpace(), checkpoint_dir)
+    ctx = MethodContext(
+        size, channels, check_score(score), space or ImageSpace(), checkpoint_dir, inpainter
+    )
     names = list(DEFAULT_METHODS if include is None else include)
     unknown = [n for n in names if n not in METHODS]
     if unknown:

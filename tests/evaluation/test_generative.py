@@ -99,6 +99,27 @@ def test_generative_evaluation_report(tmp_path):
     assert "SP-G" in (tmp_path / "metrics.md").read_text() and table
 
 
+def test_generative_evaluation_takes_an_inpainter_file(tmp_path):
+    # An untrained network that refines Telea returns Telea's fill exactly (zero-init head):
+    # given as --inpainter, SP-G must then equal SP-G (Telea) on every substrate, and the
+    # learned substrate must differ from the shipped inpainter's.
+    from captum_ext.models.inpainting_unet import InpaintingUNet
+    from captum_ext.models.weights import save_weights
+
+    config = {"width": 4, "depth": 1, "dilations": [2], "noise_channels": 1, "prefill": "telea"}
+    weights = save_weights(tmp_path / "telea_net.pt", config, InpaintingUNet(**config).state_dict())
+    common = ["evaluate-generative", "--num_images", "2", "--image_size", "32"]
+    main([*common, "--methods", "[sp, sp_g, sp_g_telea]", "--inpainter", str(weights),
+          "--output_dir", str(tmp_path / "given")])  # fmt: skip
+    main([*common, "--methods", "[sp]", "--output_dir", str(tmp_path / "shipped")])
+    given = json.loads((tmp_path / "given" / "deletion.json").read_text())["deletion_auc"]
+    shipped = json.loads((tmp_path / "shipped" / "deletion.json").read_text())["deletion_auc"]
+    assert given["SP-G"] == pytest.approx(given["SP-G (Telea)"], abs=1e-6)
+    assert given["SP"]["blur (sigma 1)"] == pytest.approx(shipped["SP"]["blur (sigma 1)"])
+    learned = "learned inpainting"
+    assert given["SP"][learned] != pytest.approx(shipped["SP"][learned], abs=1e-4)
+
+
 def test_removal_effectiveness_cli(tmp_path, capsys):
     main(
         [
