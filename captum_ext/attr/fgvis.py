@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -94,7 +95,11 @@ class FGVis(MaskAttribution):
     The score (``score=``) decides what ``CE`` and ``p_c`` are: ``"softmax"`` (the
     paper: cross-entropy and the softmax probability), ``"sigmoid"`` for multi-label
     classifiers (``-log sigmoid(z_c)`` and ``sigmoid(z_c)``) and ``"logit"``
-    (``-z_c`` and ``z_c``).
+    (``-z_c`` and ``z_c``). A probability that is exactly 1 in floating point (a
+    confident multi-label classifier's softmax on a one-object image) has a zero
+    gradient: the deletion mask never moves and the map is 0, and FGVis warns. For such
+    classifiers pass ``score="logit"`` with a ``lambda_`` of the size of a pixel's logit
+    gradient (0.05 on the 64 x 64 shapes classifiers).
 
     Differs from the paper: with ``score="sigmoid"`` the lambda-search stopping
     rule asks whether the target is predicted (``sigmoid > 0.5``) instead of whether
@@ -277,7 +282,40 @@ class FGVis(MaskAttribution):
                 gate,
                 show_progress,
             )
+        if self.game == "deletion":
+            self._warn_if_frozen(mask, clean, target, low)
         return 1.0 - mask if output_is_complement else mask
+
+    def _warn_if_frozen(self, mask: Tensor, clean: Tensor, target: Tensor, low: float) -> None:
+        """Warn about examples whose deletion mask never left its initialisation.
+
+        A confident classifier's probability can be exactly 1 in floating point; its
+        gradient is then exactly 0, the L1 term holds the mask at 1 and the map is 0.
+        """
+        frozen = mask.amin(dim=(1, 2, 3)) >= low
+        if not bool(frozen.any()):
+            return
+        scores = [
+            round(float(v), 6) for v in target_scores(clean[frozen], target[frozen], self.score)
+        ]
+        assert self.chosen_lambda is not None
+        lambdas = sorted({float(v) for v in self.chosen_lambda[frozen]})
+        if self.score != "logit" and 1.0 in scores:
+            advice = (
+                "A probability of exactly 1 has a zero gradient: for a classifier this "
+                "confident, pass score='logit' with a lambda_ of the size of a pixel's "
+                "logit gradient (e.g. 0.05 at 64 x 64; see the FGVis page of the docs)"
+            )
+        else:
+            advice = "Pass a smaller lambda_, or lambda_search=True"
+        warnings.warn(
+            f"FGVis: the deletion mask of example(s) {frozen.nonzero().flatten().tolist()} "
+            f"never moved (their maps are 0): on no pixel does the gradient of the target's "
+            f"{self.score} score exceed lambda ({', '.join(f'{v:.3g}' for v in lambdas)}). "
+            f"Their clean scores: {scores}. {advice}",
+            UserWarning,
+            stacklevel=6,
+        )
 
     def _clean_outputs(
         self,

@@ -1,5 +1,7 @@
 """FGVis: the games against hand-computed SGD steps, the defence, lambda search, state, errors."""
 
+import warnings
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -257,3 +259,34 @@ def test_random_and_pixel_space_fillers(tiny_model, images):
     for filler in (UniformNoise(space), Constant(0.0, space)):
         attr = FGVis(tiny_model, filler=filler, iterations=2).attribute(images, target=1)
         assert attr.shape == images.shape and torch.isfinite(attr).all()
+
+
+class BrightnessClassifier(nn.Module):
+    """Class 0's logit is 80 x the image's mean: its softmax is exactly 1 in float32 for
+    a bright image (mean ~0.95), about 0.96 for a dark one (mean ~0.05). No activation
+    module, so the defence is off."""
+
+    def forward(self, x):
+        evidence = 80.0 * x.mean(dim=(1, 2, 3))
+        zero = torch.zeros_like(evidence)
+        return torch.stack([evidence, zero, zero], dim=1)
+
+
+def test_deletion_warns_when_a_saturated_probability_freezes_the_mask():
+    x = torch.cat([0.9 + 0.1 * torch.rand(1, 3, 8, 8), 0.1 * torch.rand(1, 3, 8, 8)])
+    with pytest.warns(UserWarning, match=r"example\(s\) \[0\] never moved") as caught:
+        maps = FGVis(BrightnessClassifier(), iterations=20, defense=False).attribute(
+            x, target=0, return_map=True
+        )
+    assert len(caught) == 1 and caught[0].filename == __file__  # points at the caller
+    assert "Their clean scores: [1.0]" in str(caught[0].message) and "score='logit'" in str(
+        caught[0].message
+    )
+    assert bool(maps[0].eq(0).all()) and float(maps[1].amax()) > 0.5
+    # the logit never saturates: the bright image's mask moves and nothing is said
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        maps = FGVis(BrightnessClassifier(), iterations=20, defense=False, score="logit").attribute(
+            x[:1], target=0, return_map=True
+        )
+    assert float(maps.amax()) > 0.5
