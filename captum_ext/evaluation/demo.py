@@ -203,7 +203,7 @@ def run_demo(
     output_dir : path
         Report directory (created): ``report.html``, ``report.md``, ``report.json``
         and each section's files (``metrics.*``, ``figure.png``, ``curves.png``,
-        ``tables.*``, ``removal.*``, ``hallucination.*``).
+        ``substrates.*``, ``tables.*``, ``removal.*``, ``hallucination.*``).
     full : bool
         Paper-scale settings (:data:`FULL`, hours on CPU) instead of :data:`QUICK`.
     retrain : bool
@@ -237,7 +237,15 @@ def run_demo(
         write_class_masks_figure,
         write_tables,
     )
-    from captum_ext.evaluation.generative import run_removal_effectiveness
+    from captum_ext.evaluation.generative import (
+        beats_twin_table,
+        deletion_by_substrate,
+        deletion_substrates,
+        recorded_specs,
+        run_removal_effectiveness,
+        substrate_markdown,
+        twin_names,
+    )
     from captum_ext.evaluation.hallucination import (
         DEFAULT_REFERENCES,
         DEFAULT_STARTS,
@@ -249,7 +257,7 @@ def run_demo(
     from captum_ext.evaluation.methods import default_methods
     from captum_ext.evaluation.report import write_report
     from captum_ext.evaluation.shapes_world import SHAPES_SCORE
-    from captum_ext.models.pretrained import load_shapes_classifier
+    from captum_ext.models.pretrained import load_shapes_classifier, load_shapes_inpainter
 
     settings = settings or (FULL if full else QUICK)
     out = Path(output_dir)
@@ -279,9 +287,15 @@ def run_demo(
             **spec.attribute_kwargs,
             **settings.attribute_overrides.get(name, {}),
         }
+    specs, recorders = recorded_specs(specs, only=twin_names(spec.name for spec in specs))
     result = evaluate_attributions(
         model, dataset, specs, score=SHAPES_SCORE, show_progress=show_progress
     )
+    deletion = {}
+    if recorders:
+        inpainter = load_shapes_inpainter(device=device, checkpoint_dir=checkpoints)
+        substrates = deletion_substrates(dataset.space, image_size, inpainter)
+        deletion = deletion_by_substrate(model, recorders, substrates, show_progress=show_progress)
     result.settings["dataset"] = (
         f"ShapesDataset(num_images={settings.num_images}, image_size={image_size}, "
         f"seed={seed}, split='test')"
@@ -321,6 +335,15 @@ def run_demo(
     )
     timings["removal"] = time.perf_counter() - tick
     stages.update()
+    if deletion:
+        removal = json.loads((out / "removal.json").read_text())["table"]
+        beats_twin = beats_twin_table(deletion)
+        write_markdown_json(
+            out,
+            "substrates",
+            substrate_markdown(deletion, beats_twin, removal),
+            {"deletion_auc": deletion, "beats_twin": beats_twin},
+        )
 
     tick = time.perf_counter()
     paper_only = settings.hallucination_paper_setting_only
@@ -353,7 +376,9 @@ def run_demo(
     ]
     body = [
         "\n".join(intro),
-        "## Methods\n\n" + _section(out / "metrics.md", 2),
+        "## Methods\n\n"
+        + _section(out / "metrics.md", 2)
+        + ("\n\n" + _section(out / "substrates.md", 2) if deletion else ""),
         "## Throughput\n\n" + _section(out / "throughput.md", 2),
         "## Tables 1 and 2\n\n"
         + _section(out / "tables.md", 2)
@@ -373,8 +398,9 @@ def run_demo(
         "settings": dataclasses.asdict(settings),
         "stage_seconds": timings,
     }
-    for stem in ("metrics", "throughput", "tables", "removal", "hallucination"):
-        payload[stem] = json.loads((out / f"{stem}.json").read_text())
+    for stem in ("metrics", "substrates", "throughput", "tables", "removal", "hallucination"):
+        if stem != "substrates" or deletion:
+            payload[stem] = json.loads((out / f"{stem}.json").read_text())
     report_json = out / "report.json"
     report_json.write_text(json.dumps(to_json(payload), indent=2, allow_nan=False) + "\n")
     report_html = write_html(report_md, out / "report.html", "captum-ext demo report")

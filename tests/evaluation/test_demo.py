@@ -15,9 +15,9 @@ TINY = DemoSettings(
     quality_images=2,
     hallucination_paper_setting_only=True,
     hallucination_iterations=5,
-    attribute_overrides={"sp": {"strides": 16}},
+    attribute_overrides={"sp": {"strides": 16}, "sp_g": {"strides": 16}},
 )
-METHODS = ("explainer", "gradcam", "sp", "random")
+METHODS = ("explainer", "gradcam", "sp", "sp_g", "random")
 
 
 class _Page(HTMLParser):
@@ -75,13 +75,27 @@ def test_json_report_is_strict_and_complete(report):
         raise AssertionError(f"non-JSON constant {token}")
 
     data = json.loads(paths["json"].read_text(), parse_constant=no_nan)
-    assert set(data["metrics"]["table"]) == {"Explainer", "GradCAM", "SP", "Random"}
-    assert set(data["throughput"]) == {"Explainer", "GradCAM", "SP", "Random"}
+    assert set(data["metrics"]["table"]) == {"Explainer", "GradCAM", "SP", "SP-G", "Random"}
+    assert set(data["throughput"]) == {"Explainer", "GradCAM", "SP", "SP-G", "Random"}
     assert data["throughput"]["Explainer"]["ratio_to_explainer"] == pytest.approx(1.0)
     assert set(data["tables"]["table1"]) == {"Explainer", "GradCAM"}
     assert data["stage_seconds"]["total"] >= sum(
         data["stage_seconds"][k] for k in ("methods", "tables", "removal", "hallucination")
     )
+    # SP-G and its twin on three deletion substrates, with the -G vs twin check.
+    deletion = data["substrates"]["deletion_auc"]
+    assert set(deletion) == {"SP", "SP-G"}
+    assert set(deletion["SP"]) == {"constant (paper)", "blur (sigma 3)", "learned inpainting"}
+    # the constant column is the harness's deletion AUC
+    harness = data["metrics"]["table"]["SP"]["deletion_auc"]
+    assert deletion["SP"]["constant (paper)"] == pytest.approx(harness, abs=1e-5)
+    expected = deletion["SP-G"]["learned inpainting"] < deletion["SP"]["learned inpainting"]
+    assert data["substrates"]["beats_twin"]["SP-G"]["learned inpainting"] == expected
+    # next to the table, the removal numbers of the same run explain the constant column
+    grey = data["removal"]["table"]["grey (mean colour)"]["recall"]
+    methods_section = paths["markdown"].read_text().split("## Throughput")[0]
+    assert "Deletion AUC by substrate" in methods_section
+    assert f"{100 * grey:.0f}% of the pairs after a grey fill" in methods_section
     # The attribute override reached the harness.
     assert data["settings"]["attribute_overrides"]["sp"] == {"strides": 16}
 

@@ -12,7 +12,7 @@ from captum_ext.evaluation import default_methods
 from captum_ext.evaluation.classifier_robustness import removal_effectiveness
 from captum_ext.evaluation.generative import (
     RecordedAttribution,
-    _beats_twin,
+    beats_twin_table,
     run_generative_evaluation,
     scaled_sizes,
 )
@@ -76,7 +76,7 @@ def test_recorded_attribution_and_beats_twin():
     assert torch.equal(recorder.maps[0], out.mean(dim=1, keepdim=True))
     assert recorder.targets[0].tolist() == [1, 2]
     table = {"SP": {"a": 0.3, "b": 0.2}, "SP-G": {"a": 0.2, "b": 0.25}, "LIME": {"a": 1, "b": 1}}
-    assert _beats_twin(table) == {"SP-G": {"a": True, "b": False}}
+    assert beats_twin_table(table) == {"SP-G": {"a": True, "b": False}}
     assert scaled_sizes((5, 17, 29, 41, 53), 224) == [5, 17, 29, 41, 53]
 
 
