@@ -48,7 +48,11 @@ from captum_ext.metrics import (
     mean_pairwise_similarity,
     spearman,
 )
-from captum_ext.models.pretrained import load_shapes_classifier, load_shapes_inpainter
+from captum_ext.models.pretrained import (
+    checkpoint_path,
+    load_shapes_classifier,
+    load_shapes_inpainter,
+)
 from captum_ext.training.inpainting_losses import gradient_energy, masked_l1, texture_loss
 from captum_ext.utils import require, scaled_size, write_markdown_json
 
@@ -58,6 +62,8 @@ PathLike = str | Path
 
 #: The shapes-world classifier is multi-label.
 SCORE = "sigmoid"
+#: Row label of the removal table's learned inpainter, followed by its file (or "shipped").
+LEARNED = "inpaint: learned"
 
 
 def _model(classifier: PathLike | None, device: str | torch.device) -> nn.Module:
@@ -198,11 +204,13 @@ def run_removal_effectiveness(
     """
     model = load_shapes_classifier(classifier, device=device, checkpoint_dir=checkpoint_dir)
     dataset = ShapesDataset(num_images, image_size, seed=seed, split="test")
+    learned = Path(inpainter or checkpoint_path("shapes_inpainter", checkpoint_dir))
+    shipped = learned == checkpoint_path("shapes_inpainter")
     inpainters: dict[str, Any] = {
         "inpaint: OpenCV Telea": OpenCVInpainter("telea"),
         "inpaint: OpenCV Navier-Stokes": OpenCVInpainter("ns"),
-        "inpaint: learned (shipped)": load_shapes_inpainter(
-            inpainter, device=device, checkpoint_dir=checkpoint_dir
+        f"{LEARNED} ({'shipped' if shipped else learned.name})": load_shapes_inpainter(
+            learned, device=device
         ),
     }
     for name, path in (extra_inpainters or {}).items():
@@ -458,7 +466,8 @@ def substrate_markdown(
     substrates = list(next(iter(deletion.values())))
     evidence = "see `captum-ext removal-effectiveness`"
     if removal is not None:
-        grey, learned = removal["grey (mean colour)"], removal["inpaint: learned (shipped)"]
+        grey = removal["grey (mean colour)"]
+        learned = next(row for name, row in removal.items() if name.startswith(LEARNED))
         evidence = (
             f"removing whole objects, the classifier still detects the class in "
             f"{100 * grey['recall']:.0f}% of the pairs after a grey fill and in "

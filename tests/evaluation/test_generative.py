@@ -18,8 +18,10 @@ from captum_ext.evaluation.generative import (
 )
 from captum_ext.evaluation.methods import GENERATIVE_METHODS
 from captum_ext.fillers import Constant, Inpaint
+from captum_ext.models.inpainting_unet import InpaintingUNet
 from captum_ext.models.pretrained import load_shapes_classifier
 from captum_ext.models.shapes_classifier import ShapesClassifier
+from captum_ext.models.weights import save_weights
 
 
 class Identity:
@@ -99,17 +101,18 @@ def test_generative_evaluation_report(tmp_path):
     assert "SP-G" in (tmp_path / "metrics.md").read_text() and table
 
 
-def test_generative_evaluation_takes_an_inpainter_file(tmp_path):
-    # An untrained network that refines Telea returns Telea's fill exactly (zero-init head):
-    # given as --inpainter, SP-G must then equal SP-G (Telea) on every substrate, and the
-    # learned substrate must differ from the shipped inpainter's.
-    from captum_ext.models.inpainting_unet import InpaintingUNet
-    from captum_ext.models.weights import save_weights
-
+@pytest.fixture
+def telea_net(tmp_path):
+    """Weights of an untrained network refining Telea: its zero-init head returns Telea's fill."""
     config = {"width": 4, "depth": 1, "dilations": [2], "noise_channels": 1, "prefill": "telea"}
-    weights = save_weights(tmp_path / "telea_net.pt", config, InpaintingUNet(**config).state_dict())
+    return save_weights(tmp_path / "telea_net.pt", config, InpaintingUNet(**config).state_dict())
+
+
+def test_generative_evaluation_takes_an_inpainter_file(tmp_path, telea_net):
+    # Given as --inpainter, the Telea-refining network makes SP-G equal SP-G (Telea) on
+    # every substrate, and the learned substrate differ from the shipped inpainter's.
     common = ["evaluate-generative", "--num_images", "2", "--image_size", "32"]
-    main([*common, "--methods", "[sp, sp_g, sp_g_telea]", "--inpainter", str(weights),
+    main([*common, "--methods", "[sp, sp_g, sp_g_telea]", "--inpainter", str(telea_net),
           "--output_dir", str(tmp_path / "given")])  # fmt: skip
     main([*common, "--methods", "[sp]", "--output_dir", str(tmp_path / "shipped")])
     given = json.loads((tmp_path / "given" / "deletion.json").read_text())["deletion_auc"]
@@ -136,6 +139,14 @@ def test_removal_effectiveness_cli(tmp_path, capsys):
     data = json.loads((tmp_path / "removal.json").read_text())
     assert data["table"]["none"]["ssim"] == pytest.approx(1.0)
     assert (tmp_path / "removal.png").stat().st_size > 0
+
+
+def test_removal_effectiveness_names_a_given_inpainter_by_its_file(tmp_path, capsys, telea_net):
+    main(["removal-effectiveness", "--num_images", "3", "--quality_images", "8",
+          "--inpainter", str(telea_net), "--output_dir", str(tmp_path)])  # fmt: skip
+    assert "inpaint: learned (telea_net.pt)" in capsys.readouterr().out
+    quality = json.loads((tmp_path / "removal.json").read_text())["inpainting_quality"]
+    assert quality["inpaint: learned (telea_net.pt)"] == quality["inpaint: OpenCV Telea"]
 
 
 class FlatFill:
