@@ -127,6 +127,14 @@ class InpaintingUNet(nn.Module):
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
 
+    def classical_fill(self, images: Tensor, holes: Tensor) -> Tensor:
+        """OpenCV's fill (``prefill``) of the holes, which the network corrects."""
+        if self.prefill is None:
+            raise ValueError("this network has no `prefill`: it fills the holes from zero")
+        if self._classical is None:
+            self._classical = OpenCVInpainter(self.prefill)
+        return self._classical(images.detach().clamp(0, 1), holes.bool())
+
     def forward(
         self, images: Tensor, holes: Tensor, generator: torch.Generator | None = None
     ) -> Tensor:
@@ -143,11 +151,7 @@ class InpaintingUNet(nn.Module):
             the same output.
         """
         n, _, h, w = images.shape
-        base = None
-        if self.prefill is not None:
-            if self._classical is None:
-                self._classical = OpenCVInpainter(self.prefill)
-            base = self._classical(images.detach().clamp(0, 1), holes.bool())
+        base = None if self.prefill is None else self.classical_fill(images, holes)
         holes = holes.to(images.dtype)
         parts = [images * (1 - holes) if base is None else base, holes]
         if self.noise_channels:

@@ -59,8 +59,11 @@ def test_learned_prefill_adds_the_network_correction_to_the_classical_fill():
     inside = holes.expand_as(images)
     assert torch.allclose(shifted[inside], (classical[inside] + 0.25).clamp(0, 1))
     assert torch.equal(shifted[~inside], images[~inside])
+    assert torch.equal(net.classical_fill(images, holes), classical)
     with pytest.raises(ValueError, match="prefill"):
         InpaintingUNet(prefill="lama")
+    with pytest.raises(ValueError, match="no `prefill`"):
+        InpaintingUNet(width=8).classical_fill(images, holes)
 
 
 def test_learned_chunks_batches_and_stays_in_eval_mode():

@@ -1,5 +1,7 @@
 """Inpainter training: losses by hand, the LightningModule, `captum-ext train-inpainter`."""
 
+import warnings
+
 import pytest
 import torch
 
@@ -115,3 +117,22 @@ def test_train_inpainter_cli_exports_loadable_weights(tmp_path):
     holes = torch.zeros(1, 1, 32, 32, dtype=torch.bool)
     holes[..., 8:20, 8:20] = True
     assert inpainter(torch.rand(1, 3, 32, 32), holes).shape == (1, 3, 32, 32)
+
+
+def _train_tiny(tmp_path, lr: str) -> None:
+    main(["train-inpainter", "--preset", "shapes_inpainter", "--model.width", "8",
+          "--model.lr", lr, "--data.image_size", "32", "--data.num_train", "32",
+          "--data.num_val", "8", "--data.batch_size", "8", "--trainer.max_epochs", "2",
+          "--trainer.precision", "32", "--trainer.default_root_dir", str(tmp_path),
+          "--trainer.enable_progress_bar", "false", "--trainer.logger", "false"])  # fmt: skip
+
+
+def test_a_dead_correction_to_the_prefill_is_warned_about_once(tmp_path):
+    # lr 1e-12: the zero-initialised head never moves, so the network returns NS's fill
+    with pytest.warns(UserWarning, match="correction to OpenCV's 'ns' fill") as caught:
+        _train_tiny(tmp_path / "dead", "1e-12")
+    assert sum("correction to OpenCV" in str(w.message) for w in caught) == 1
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _train_tiny(tmp_path / "alive", "2e-3")
+    assert not [w for w in caught if "correction to OpenCV" in str(w.message)]
