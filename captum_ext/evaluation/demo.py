@@ -341,7 +341,7 @@ def run_demo(
         write_markdown_json(
             out,
             "substrates",
-            substrate_markdown(deletion, beats_twin, removal),
+            substrate_markdown(deletion, beats_twin, removal, pairs=len(result.pairs)),
             {"deletion_auc": deletion, "beats_twin": beats_twin},
         )
 

@@ -360,7 +360,7 @@ def run_generative_evaluation(
             "",
             markdown_table(result),
             "",
-            substrate_markdown(deletion, beats_twin),
+            substrate_markdown(deletion, beats_twin, pairs=len(result.pairs)),
         ]
     )
     write_markdown_json(
@@ -457,21 +457,29 @@ def substrate_markdown(
     deletion: Mapping[str, Mapping[str, float]],
     beats_twin: Mapping[str, Mapping[str, bool]],
     removal: Mapping[str, Mapping[str, float]] | None = None,
+    pairs: int | None = None,
 ) -> str:
     """Deletion AUC by substrate, the -G vs twin check and why the substrates differ.
 
     ``removal``: a removal-effectiveness table (:func:`run_removal_effectiveness`'s
-    ``table``), whose grey and learned-inpainting recalls are then quoted.
+    ``table``), whose grey and learned-inpainting recalls are then quoted. ``pairs``:
+    the number of image-class pairs, stated when given.
     """
     substrates = list(next(iter(deletion.values())))
-    evidence = "see `captum-ext removal-effectiveness`"
+    evidence = " (`captum-ext removal-effectiveness` measures it)."
     if removal is not None:
         grey = removal["grey (mean colour)"]
         learned = next(row for name, row in removal.items() if name.startswith(LEARNED))
         evidence = (
-            f"removing whole objects, the classifier still detects the class in "
+            f": removing whole objects, the classifier still detects the class in "
             f"{100 * grey['recall']:.0f}% of the pairs after a grey fill and in "
-            f"{100 * learned['recall']:.0f}% after learned inpainting (removal table)"
+            f"{100 * learned['recall']:.0f}% after learned inpainting (removal table)."
+        )
+    few = ""
+    if pairs is not None:
+        few = (
+            f" Measured on {pairs} image-class pairs; differences under about 0.03 need "
+            "hundreds of pairs (docs/inpainters.md has them)."
         )
     lines = [
         "## Deletion AUC by substrate (lower is better)",
@@ -479,11 +487,11 @@ def substrate_markdown(
         "The deletion metric replaces the most important pixels by a substrate; the same "
         "maps are scored on each. The paper's constant fill (the mean colour) cannot "
         "separate the methods here: the classes are shapes, and a constant fill keeps "
-        f"the silhouette, so the class ({evidence}). The learned-inpainting substrate "
+        f"the silhouette, so the class{evidence} The learned-inpainting substrate "
         "(deletion by realistic removal, Agarwal & Nguyen's argument) is the one the "
         "-G methods are judged on, blur second. A -G method picks the pixels whose "
         "inpainting removes the evidence and MP2 those whose blur does, so each "
-        "substrate favours one family.",
+        f"substrate favours one family.{few}",
         "",
         "| Method | " + " | ".join(substrates) + " |",
         "|---|" + "---:|" * len(substrates),

@@ -96,6 +96,7 @@ def test_json_report_is_strict_and_complete(report):
     methods_section = paths["markdown"].read_text().split("## Throughput")[0]
     assert "Deletion AUC by substrate" in methods_section
     assert f"{100 * grey:.0f}% of the pairs after a grey fill" in methods_section
+    assert f"Measured on {len(data['metrics']['pairs'])} image-class pairs" in methods_section
     # The attribute override reached the harness.
     assert data["settings"]["attribute_overrides"]["sp"] == {"strides": 16}
 
