@@ -149,7 +149,9 @@ class InpainterModule(LightningModule):
         self.log_dict({f"val/{k}": v for k, v in losses.items() if k != "loss"})
         self.log("val/loss", losses["loss"], prog_bar=True)
         if "correction" in losses:
-            self._correction += torch.stack([losses["correction"].detach().cpu(), torch.ones(())])
+            self._correction += torch.stack(
+                [losses["correction"].detach().float().cpu(), torch.ones(())]
+            )
 
     def on_validation_epoch_start(self) -> None:
         self._correction = torch.zeros(2)
