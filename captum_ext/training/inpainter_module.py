@@ -167,9 +167,9 @@ class InpainterModule(LightningModule):
             f"Inpainter: after {self.global_step} steps the network's correction to "
             f"OpenCV's {self.hparams.prefill!r} fill is {total / batches:.1e} inside the "
             "holes (a working network: about 1e-2): it returns OpenCV's fill unchanged. "
-            "A peak learning rate too high for the image size does this; lower --model.lr "
-            "(at 96 x 96, 1e-3 learned where the preset's 2e-3 did not). val/correction "
-            "tracks it."
+            "A peak learning rate too high for the image size does this (at 96 x 96, "
+            "1e-3 learned where the preset's 2e-3 did not), as does one too low to move "
+            "the network: change --model.lr. val/correction tracks it."
         )
 
     def configure_optimizers(self) -> dict[str, Any]:
